@@ -1,0 +1,142 @@
+// Package eventv1 is version 1 of the wire contract between the API, which
+// publishes events to NATS JetStream, and ingest, which stores them in
+// ClickHouse. The JSON Schemas in schemas/*.v1.schema.json describe the same
+// payloads for other languages; testdata/*.json holds canonical samples.
+//
+// A published event is never changed in place: a breaking change gets a new
+// subject (ab.result.v2) and a new package. The package imports only the
+// standard library and never the domain package, so that a domain refactor
+// cannot silently change the wire format.
+package eventv1
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// JetStream names.
+const (
+	// Stream holds every event until ingest has stored it.
+	Stream = "AB_EVENTS"
+	// SubjectAssignment carries Assignment events (a user was shown a variant).
+	SubjectAssignment = "ab.assignment.v1"
+	// SubjectResult carries Result events (metric values observed for a user).
+	SubjectResult = "ab.result.v1"
+	// SubjectAll matches every event subject of the stream.
+	SubjectAll = "ab.>"
+	// ConsumerIngest is the durable pull consumer that stores events in ClickHouse.
+	ConsumerIngest = "ingest-clickhouse"
+)
+
+// Assignment records that a user was assigned (and exposed) to a variant.
+type Assignment struct {
+	EventID   string    `json:"event_id"`
+	TestID    string    `json:"test_id"`
+	UserID    string    `json:"user_id"`
+	VariantID string    `json:"variant_id"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// Result records metric values observed for a user in a variant.
+type Result struct {
+	EventID   string             `json:"event_id"`
+	TestID    string             `json:"test_id"`
+	UserID    string             `json:"user_id"`
+	VariantID string             `json:"variant_id"`
+	Metrics   map[string]float64 `json:"metrics"`
+	Timestamp time.Time          `json:"timestamp"`
+}
+
+// Limits that every producer must respect.
+const (
+	MaxIDBytes      = 128
+	MaxMetrics      = 100
+	MaxMetricBytes  = 128
+	MaxEventIDBytes = 64
+)
+
+var errEmpty = errors.New("is empty")
+
+func checkID(field, v string, limit int) error {
+	if v == "" {
+		return fmt.Errorf("%s %w", field, errEmpty)
+	}
+	if len(v) > limit {
+		return fmt.Errorf("%s is longer than %d bytes", field, limit)
+	}
+	return nil
+}
+
+// Validate checks the fields that ingest relies on.
+func (a *Assignment) Validate() error {
+	for _, f := range []struct {
+		name, v string
+		limit   int
+	}{
+		{"event_id", a.EventID, MaxEventIDBytes},
+		{"test_id", a.TestID, MaxIDBytes},
+		{"user_id", a.UserID, MaxIDBytes},
+		{"variant_id", a.VariantID, MaxIDBytes},
+	} {
+		if err := checkID(f.name, f.v, f.limit); err != nil {
+			return err
+		}
+	}
+	if a.Timestamp.IsZero() {
+		return errors.New("timestamp is missing")
+	}
+	return nil
+}
+
+// Validate checks the fields that ingest relies on.
+func (r *Result) Validate() error {
+	for _, f := range []struct {
+		name, v string
+		limit   int
+	}{
+		{"event_id", r.EventID, MaxEventIDBytes},
+		{"test_id", r.TestID, MaxIDBytes},
+		{"user_id", r.UserID, MaxIDBytes},
+		{"variant_id", r.VariantID, MaxIDBytes},
+	} {
+		if err := checkID(f.name, f.v, f.limit); err != nil {
+			return err
+		}
+	}
+	if r.Timestamp.IsZero() {
+		return errors.New("timestamp is missing")
+	}
+	if len(r.Metrics) == 0 {
+		return errors.New("metrics is empty")
+	}
+	if len(r.Metrics) > MaxMetrics {
+		return fmt.Errorf("metrics has more than %d entries", MaxMetrics)
+	}
+	for name, v := range r.Metrics {
+		if err := checkID("metric name", name, MaxMetricBytes); err != nil {
+			return err
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("metric %q is not a finite number", name)
+		}
+	}
+	return nil
+}
+
+// Analysis requests: the API asks an analyzer, over NATS request-reply in
+// the queue group QueueAnalyzers, to compute a test's report now. The reply's
+// body is the report's JSON; on failure the reply carries HeaderError (a
+// message) and HeaderStatus (an HTTP status code) and no body.
+const (
+	SubjectAnalyze = "ab.rpc.analyze.v1"
+	QueueAnalyzers = "analyzers"
+	HeaderError    = "Abacus-Error"
+	HeaderStatus   = "Abacus-Status"
+)
+
+// AnalyzeRequest is the body of a request on SubjectAnalyze.
+type AnalyzeRequest struct {
+	TestID string `json:"test_id"`
+}
