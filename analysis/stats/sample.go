@@ -1,0 +1,88 @@
+package stats
+
+import (
+	"fmt"
+	"math"
+)
+
+// Sample holds the sufficient statistics of one arm over users: N users, the
+// mean, and the unbiased (n-1) sample variance.
+type Sample struct {
+	N        int64
+	Mean     float64
+	Variance float64
+}
+
+// SampleFromValues returns the Sample of xs, one value per user.
+//
+// It uses the corrected two-pass algorithm (Chan, Golub and LeVeque, 1983):
+// the mean first, then the sum of squared deviations minus a term that
+// cancels the rounding error of the mean. For fewer than two values Variance
+// is 0 (the sample variance is undefined there), and for no values Mean is
+// also 0.
+func SampleFromValues(xs []float64) Sample {
+	if len(xs) == 0 {
+		return Sample{}
+	}
+	n := float64(len(xs))
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	mean := sum / n
+	var ss, comp float64
+	for _, x := range xs {
+		d := x - mean
+		ss += d * d
+		comp += d
+	}
+	s := Sample{N: int64(len(xs)), Mean: mean + comp/n}
+	if len(xs) > 1 {
+		s.Variance = max(0, (ss-comp*comp/n)/(n-1))
+	}
+	return s
+}
+
+// MeanInterval returns the two-sided Student-t confidence interval of s.Mean
+// at the given level (e.g. 0.95), with N-1 degrees of freedom:
+// Mean ∓ t_{1-(1-level)/2, N-1}·sqrt(Variance/N).
+//
+// It returns ErrInsufficientData when N < 2. Zero variance gives
+// lo == hi == Mean.
+func MeanInterval(s Sample, level float64) (lo, hi float64, err error) {
+	if err := checkLevel(level); err != nil {
+		return 0, 0, err
+	}
+	if err := s.check(); err != nil {
+		return 0, 0, err
+	}
+	se := math.Sqrt(s.Variance / float64(s.N))
+	if se == 0 {
+		return s.Mean, s.Mean, nil
+	}
+	h := studentT{nu: float64(s.N - 1)}.critical(1-level) * se
+	return s.Mean - h, s.Mean + h, nil
+}
+
+// check reports whether s can enter a computation.
+func (s Sample) check() error {
+	switch {
+	case s.N < 0:
+		return fmt.Errorf("user count %d is negative", s.N)
+	case s.N < 2:
+		return fmt.Errorf("n = %d: %w", s.N, ErrInsufficientData)
+	case math.IsNaN(s.Mean) || math.IsInf(s.Mean, 0):
+		return fmt.Errorf("mean %v is not finite", s.Mean)
+	case !(s.Variance >= 0) || math.IsInf(s.Variance, 1):
+		return fmt.Errorf("variance %v is negative or not finite", s.Variance)
+	}
+	return nil
+}
+
+// checkLevel reports whether level is a usable confidence level.
+func checkLevel(level float64) error {
+	if !(level > 0 && level < 1) {
+		return fmt.Errorf("confidence level %v is outside (0, 1)", level)
+	}
+	return nil
+}
