@@ -1,0 +1,44 @@
+// Package eventbustest runs a real in-process nats-server with JetStream for
+// tests, on a random port with its store in the test's temporary folder.
+package eventbustest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// RunServer starts a JetStream server that shuts down when the test ends.
+// Connect to it with s.ClientURL().
+func RunServer(t testing.TB) *server.Server {
+	t.Helper()
+	return RunServerAt(t, -1, t.TempDir())
+}
+
+// RunServerAt starts a JetStream server on port (-1: random) with its store
+// in dir, so that a test can restart a server on the same port and store.
+func RunServerAt(t testing.TB, port int, dir string) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host:      "127.0.0.1",
+		Port:      port,
+		JetStream: true,
+		StoreDir:  dir,
+		NoLog:     true,
+		NoSigs:    true,
+	})
+	if err != nil {
+		t.Fatalf("creating nats-server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats-server did not become ready in 10s")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}

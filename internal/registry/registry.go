@@ -1,0 +1,235 @@
+// Package registry stores test definitions in a JetStream KV bucket and keeps
+// a watched in-memory copy of them, so that every replica serves the same
+// definitions, a change on one replica reaches the others within
+// milliseconds, and a restart loses nothing.
+//
+// Writes are compare-and-set on the key's revision: two replicas starting and
+// stopping the same test at once cannot overwrite each other.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/abacus-ab/abacus/experiment"
+)
+
+// Store is the registry of test definitions. Its methods are safe for
+// concurrent use. Tests it returns are shared: callers must not modify them.
+type Store struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+
+	mu    sync.RWMutex
+	tests map[string]entry
+
+	readyOnce sync.Once
+	ready     chan struct{}
+}
+
+type entry struct {
+	test *experiment.Test
+	rev  uint64
+}
+
+// New returns a Store over kv. Call Run to keep it in sync.
+func New(kv jetstream.KeyValue, log *slog.Logger) *Store {
+	return &Store{kv: kv, log: log, tests: make(map[string]entry), ready: make(chan struct{})}
+}
+
+// Run watches the bucket and applies every change to the in-memory copy until
+// ctx is done. It re-establishes the watch if it ends early. It returns nil
+// after ctx is done and its watcher has stopped.
+func (s *Store) Run(ctx context.Context) error {
+	for {
+		err := s.watch(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("test registry watch ended, restarting", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Store) watch(ctx context.Context) error {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", s.kv.Bucket(), err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			if e == nil { // initial values delivered
+				s.readyOnce.Do(func() { close(s.ready) })
+				continue
+			}
+			s.apply(e)
+		}
+	}
+}
+
+func (s *Store) apply(e jetstream.KeyValueEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.tests[e.Key()]
+	if ok && cur.rev >= e.Revision() {
+		return
+	}
+	switch e.Operation() {
+	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+		delete(s.tests, e.Key())
+		return
+	}
+	var t experiment.Test
+	if err := json.Unmarshal(e.Value(), &t); err != nil {
+		s.log.Error("skipping undecodable test definition", "test_id", e.Key(), "err", err)
+		return
+	}
+	s.tests[e.Key()] = entry{test: &t, rev: e.Revision()}
+}
+
+// WaitReady blocks until the initial contents of the bucket are loaded.
+func (s *Store) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the test registry: %w", ctx.Err())
+	}
+}
+
+// Ready reports whether the initial contents are loaded.
+func (s *Store) Ready() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Get returns the test with id. It serves from memory and falls back to the
+// bucket for an id it has not seen yet (a test created on another replica a
+// moment ago).
+func (s *Store) Get(ctx context.Context, id string) (*experiment.Test, error) {
+	s.mu.RLock()
+	e, ok := s.tests[id]
+	s.mu.RUnlock()
+	if ok {
+		return e.test, nil
+	}
+	if !experiment.ValidID(id) {
+		return nil, experiment.ErrNotFound
+	}
+	kve, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, experiment.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading test %s: %w", id, err)
+	}
+	s.apply(kve)
+	s.mu.RLock()
+	e, ok = s.tests[id]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, experiment.ErrNotFound
+	}
+	return e.test, nil
+}
+
+// List returns every test, newest first.
+func (s *Store) List() []*experiment.Test {
+	s.mu.RLock()
+	out := make([]*experiment.Test, 0, len(s.tests))
+	for _, e := range s.tests {
+		out = append(out, e.test)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Create stores a new test. It fails if the id exists.
+func (s *Store) Create(ctx context.Context, t *experiment.Test) error {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encoding test %s: %w", t.ID, err)
+	}
+	rev, err := s.kv.Create(ctx, t.ID, data)
+	if err != nil {
+		return fmt.Errorf("storing test %s: %w", t.ID, err)
+	}
+	s.put(t, rev)
+	return nil
+}
+
+// Update applies fn to the stored test and writes the result with
+// compare-and-set, retrying when another writer got there first. fn receives
+// a private copy and may return an error to abort.
+func (s *Store) Update(ctx context.Context, id string, fn func(*experiment.Test) error) (*experiment.Test, error) {
+	if !experiment.ValidID(id) {
+		return nil, experiment.ErrNotFound
+	}
+	for attempt := 0; ; attempt++ {
+		kve, err := s.kv.Get(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, experiment.ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading test %s: %w", id, err)
+		}
+		var t experiment.Test
+		if err := json.Unmarshal(kve.Value(), &t); err != nil {
+			return nil, fmt.Errorf("decoding test %s: %w", id, err)
+		}
+		if err := fn(&t); err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(&t)
+		if err != nil {
+			return nil, fmt.Errorf("encoding test %s: %w", id, err)
+		}
+		rev, err := s.kv.Update(ctx, id, data, kve.Revision())
+		if err == nil {
+			s.put(&t, rev)
+			return &t, nil
+		}
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) && attempt < 10 {
+			continue
+		}
+		return nil, fmt.Errorf("updating test %s: %w", id, err)
+	}
+}
+
+func (s *Store) put(t *experiment.Test, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.tests[t.ID]; ok && cur.rev >= rev {
+		return
+	}
+	s.tests[t.ID] = entry{test: t, rev: rev}
+}
