@@ -1,0 +1,114 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/abacus-ab/abacus/schemas/eventv1"
+)
+
+// analyze serves a test's analysis report. The analyzer role stores the
+// latest report of each test in the reports bucket; when that report is older
+// than max_age seconds (default ReportMaxAge; 0 forces a fresh one), the
+// handler asks an analyzer for a fresh report over NATS request-reply. When
+// no analyzer answers it falls back to the stored report, marked stale.
+func (s *Server) analyze(c echo.Context) error {
+	ctx := c.Request().Context()
+	t, err := s.lookup(ctx, c.Param("test_id"))
+	if err != nil {
+		return err
+	}
+	maxAge := s.cfg.ReportMaxAge
+	if v := c.QueryParam("max_age"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(secs >= 0 && secs <= 1e9) {
+			e := newError(http.StatusBadRequest, "max_age must be a number of seconds >= 0")
+			e.body.Field = "max_age"
+			return e
+		}
+		maxAge = time.Duration(secs * float64(time.Second))
+	}
+
+	stored, computedAt, err := s.storedReport(ctx, t.ID)
+	if err != nil {
+		s.log.Warn("reading stored report", "experiment_id", t.ID, "err", err)
+	}
+	if stored != nil && s.now().Sub(computedAt) <= maxAge && !computedAt.Before(t.UpdatedAt) {
+		return reportResponse(c, stored, false)
+	}
+
+	fresh, err := s.requestAnalysis(ctx, t.ID)
+	if err == nil {
+		return reportResponse(c, fresh, false)
+	}
+	var he *httpError
+	if errors.As(err, &he) && he.status < 500 {
+		return err
+	}
+	if stored != nil {
+		s.log.Warn("serving a stale report", "experiment_id", t.ID, "err", err)
+		return reportResponse(c, stored, true)
+	}
+	return err
+}
+
+func reportResponse(c echo.Context, report []byte, stale bool) error {
+	c.Response().Header().Set("Abacus-Report-Stale", strconv.FormatBool(stale))
+	return c.JSONBlob(http.StatusOK, report)
+}
+
+// storedReport returns the stored report of a test and when it was computed.
+func (s *Server) storedReport(ctx context.Context, testID string) ([]byte, time.Time, error) {
+	e, err := s.reports.Get(ctx, testID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, time.Time{}, nil
+	}
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var head struct {
+		ComputedAt time.Time `json:"computed_at"`
+	}
+	if err := json.Unmarshal(e.Value(), &head); err != nil {
+		return nil, time.Time{}, err
+	}
+	return e.Value(), head.ComputedAt, nil
+}
+
+// requestAnalysis asks one analyzer (of the queue group) for a fresh report.
+func (s *Server) requestAnalysis(ctx context.Context, testID string) ([]byte, error) {
+	body, err := json.Marshal(eventv1.AnalyzeRequest{TestID: testID})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.AnalyzeTimeout)
+	defer cancel()
+	reply, err := s.req.RequestMsgWithContext(ctx, &nats.Msg{Subject: eventv1.SubjectAnalyze, Data: body})
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, unavailable("no analyzer is running: start abacus serve with the analyzer target", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, &httpError{status: http.StatusGatewayTimeout, body: errorBody{Error: "the analyzer did not answer in time"}, cause: err}
+	case err != nil:
+		return nil, unavailable("the analyzer could not be reached", err)
+	}
+	if msg := reply.Header.Get(eventv1.HeaderError); msg != "" {
+		code, _ := strconv.Atoi(reply.Header.Get(eventv1.HeaderStatus))
+		if code < 400 || code > 599 {
+			code = http.StatusInternalServerError
+		}
+		if code >= 500 {
+			return nil, &httpError{status: code, body: errorBody{Error: "the analysis failed; see the analyzer's log"}, cause: errors.New(msg)}
+		}
+		return nil, newError(code, "%s", msg)
+	}
+	return reply.Data, nil
+}

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/abacus-ab/abacus/experiment"
+)
+
+// createTestRequest is the body of POST /tests. Pointers tell an omitted
+// optional field from a zero.
+type createTestRequest struct {
+	TestName         string               `json:"test_name"`
+	TestType         experiment.Type      `json:"test_type"`
+	Description      string               `json:"description"`
+	Variants         []experiment.Variant `json:"variants"`
+	ControlVariantID string               `json:"control_variant_id"`
+	PrimaryMetric    string               `json:"primary_metric"`
+	MinSampleSize    *int64               `json:"min_sample_size"`
+	ConfidenceLevel  *float64             `json:"confidence_level"`
+}
+
+func (s *Server) createTest(c echo.Context) error {
+	var req createTestRequest
+	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	t := &experiment.Test{
+		ID:               uuid.NewString(),
+		Name:             strings.TrimSpace(req.TestName),
+		Type:             req.TestType,
+		Description:      req.Description,
+		Variants:         req.Variants,
+		ControlVariantID: req.ControlVariantID,
+		PrimaryMetric:    req.PrimaryMetric,
+		Status:           experiment.StatusDraft,
+		CreatedAt:        now,
+		UpdatedAt:        now,
+	}
+	if req.MinSampleSize != nil {
+		if *req.MinSampleSize < 2 {
+			return experiment.Invalid("min_sample_size", "must be at least 2")
+		}
+		t.MinSampleSize = *req.MinSampleSize
+	}
+	if req.ConfidenceLevel != nil {
+		if !(*req.ConfidenceLevel >= 0.5 && *req.ConfidenceLevel < 1) {
+			return experiment.Invalid("confidence_level", "must be in [0.5, 1)")
+		}
+		t.ConfidenceLevel = *req.ConfidenceLevel
+	}
+	if len(req.Description) > 4096 {
+		return experiment.Invalid("description", "is longer than 4096 bytes")
+	}
+	t.SetDefaults()
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if err := s.reg.Create(c.Request().Context(), t); err != nil {
+		return unavailable("storing the test failed", err)
+	}
+	s.log.Info("test created", "experiment_id", t.ID, "test_type", t.Type, "variants", len(t.Variants))
+	return c.JSON(http.StatusCreated, t)
+}
+
+type listResponse struct {
+	Tests []*experiment.Test `json:"tests"`
+	Total int                `json:"total"`
+}
+
+func (s *Server) listTests(c echo.Context) error {
+	status := experiment.Status(c.QueryParam("status"))
+	if status != "" && !status.Valid() {
+		e := newError(http.StatusBadRequest, "status must be one of draft, running, stopped")
+		e.body.Field = "status"
+		return e
+	}
+	typ := experiment.Type(c.QueryParam("test_type"))
+	if typ != "" && !typ.Valid() {
+		e := newError(http.StatusBadRequest, "test_type must be one of workflow, prompt, model, routing")
+		e.body.Field = "test_type"
+		return e
+	}
+	out := listResponse{Tests: []*experiment.Test{}}
+	for _, t := range s.reg.List() {
+		if (status == "" || t.Status == status) && (typ == "" || t.Type == typ) {
+			out.Tests = append(out.Tests, t)
+		}
+	}
+	out.Total = len(out.Tests)
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getTest(c echo.Context) error {
+	t, err := s.lookup(c.Request().Context(), c.Param("test_id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) startTest(c echo.Context) error {
+	return s.transition(c, "started", (*experiment.Test).Start)
+}
+
+func (s *Server) stopTest(c echo.Context) error {
+	return s.transition(c, "stopped", (*experiment.Test).Stop)
+}
+
+func (s *Server) transition(c echo.Context, verb string, step func(*experiment.Test, time.Time) error) error {
+	id := c.Param("test_id")
+	var from experiment.Status
+	t, err := s.reg.Update(c.Request().Context(), id, func(t *experiment.Test) error {
+		from = t.Status
+		return step(t, s.now().UTC())
+	})
+	if err != nil {
+		if errors.Is(err, experiment.ErrConflict) {
+			e := newError(http.StatusConflict, "test %s is %s: it cannot be %s", id, from, verb)
+			e.body.Detail = map[string]any{"status": from}
+			e.cause = err
+			return e
+		}
+		if errors.Is(err, experiment.ErrNotFound) {
+			return err
+		}
+		return unavailable("updating the test failed", err)
+	}
+	s.log.Info("test "+verb, "experiment_id", id)
+	return c.JSON(http.StatusOK, t)
+}
+
+// lookup returns a test; a registry failure (NATS unreachable for an id not
+// in memory) is a 503, an unknown id a 404.
+func (s *Server) lookup(ctx context.Context, id string) (*experiment.Test, error) {
+	t, err := s.reg.Get(ctx, id)
+	if err != nil && !errors.Is(err, experiment.ErrNotFound) {
+		return nil, unavailable("reading the test failed; retry later", err)
+	}
+	return t, err
+}
