@@ -1,0 +1,228 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/abacus-ab/abacus/schemas/eventv1"
+)
+
+// Config tunes the consumer.
+type Config struct {
+	// BatchSize is the most messages one insert takes.
+	BatchSize int
+	// FlushInterval is the longest a fetched message waits for its batch to fill.
+	FlushInterval time.Duration
+	// Workers is the number of concurrent fetch-insert-ack loops.
+	Workers int
+	// AckWait is how long JetStream waits for an ack before redelivering.
+	AckWait time.Duration
+	// MaxAckPending bounds the messages delivered but not yet acknowledged
+	// across every worker of every process.
+	MaxAckPending int
+	// MaxBackoff caps the redelivery delay after ClickHouse errors.
+	MaxBackoff time.Duration
+	// ShutdownTimeout bounds the final insert and acks on shutdown.
+	ShutdownTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 5000
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 200 * time.Millisecond
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.AckWait == 0 {
+		c.AckWait = time.Minute
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 4 * c.BatchSize * c.Workers
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.BatchSize < 1 || c.BatchSize > 100_000:
+		return fmt.Errorf("ingest batch size %d: want 1 to 100000", c.BatchSize)
+	case c.FlushInterval < time.Millisecond:
+		return fmt.Errorf("ingest flush interval %v: want at least 1ms", c.FlushInterval)
+	case c.Workers < 1 || c.Workers > 64:
+		return fmt.Errorf("ingest workers %d: want 1 to 64", c.Workers)
+	case c.AckWait < c.FlushInterval+time.Second:
+		return fmt.Errorf("ingest ack wait %v: want more than the flush interval plus 1s", c.AckWait)
+	case c.MaxAckPending < c.BatchSize:
+		return fmt.Errorf("ingest max ack pending %d: want at least the batch size %d", c.MaxAckPending, c.BatchSize)
+	}
+	return nil
+}
+
+// Consumer stores events from JetStream in ClickHouse.
+type Consumer struct {
+	cfg     Config
+	js      jetstream.JetStream
+	writer  *Writer
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New returns a consumer. Call Run to start it.
+func New(cfg Config, js jetstream.JetStream, conn driver.Conn, log *slog.Logger, reg prometheus.Registerer) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := newMetrics(reg)
+	return &Consumer{cfg: cfg, js: js, writer: &Writer{conn: conn, metrics: m}, log: log, metrics: m}, nil
+}
+
+// ConsumerConfig is the durable consumer that every ingest process shares.
+func (c *Consumer) consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:         eventv1.ConsumerIngest,
+		Description:     "Abacus ingest: events into ClickHouse",
+		AckPolicy:       jetstream.AckExplicitPolicy,
+		AckWait:         c.cfg.AckWait,
+		MaxAckPending:   c.cfg.MaxAckPending,
+		MaxDeliver:      -1,
+		DeliverPolicy:   jetstream.DeliverAllPolicy,
+		FilterSubjects:  []string{eventv1.SubjectAssignment, eventv1.SubjectResult},
+		MaxRequestBatch: c.cfg.BatchSize,
+	}
+}
+
+// Run creates or updates the durable consumer, then runs the workers until
+// ctx is done. It returns after every worker has flushed its last batch and
+// exited.
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, eventv1.Stream, c.consumerConfig())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("provisioning consumer %s: %w", eventv1.ConsumerIngest, err)
+	}
+	c.log.Info("ingest started", "workers", c.cfg.Workers, "batch_size", c.cfg.BatchSize, "flush_interval", c.cfg.FlushInterval)
+	var wg sync.WaitGroup
+	for i := range c.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.work(ctx, cons, c.log.With("worker", i))
+		}()
+	}
+	wg.Wait()
+	c.log.Info("ingest stopped: all fetched events processed")
+	return nil
+}
+
+// work is one fetch-insert-ack loop. It exits when ctx is done, after
+// processing the batch in hand.
+func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.Logger) {
+	failures := 0
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(c.cfg.FlushInterval))
+		if err != nil {
+			failures++
+			log.Warn("fetching events", "err", err)
+			sleep(ctx, backoff(failures, c.cfg.MaxBackoff))
+			continue
+		}
+		msgs := make([]jetstream.Msg, 0, 64)
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			log.Debug("fetch ended early", "err", err, "batch_rows", len(msgs))
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		// The batch in hand is finished even when shutdown has begun: its
+		// messages are delivered and will otherwise wait AckWait to return.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout)
+		delay := backoff(failures+1, c.cfg.MaxBackoff)
+		err = c.process(pctx, msgs, delay, log)
+		cancel()
+		if err != nil {
+			failures++
+			log.Error("storing events failed; redelivery scheduled", "batch_rows", len(msgs), "retry_in", delay, "err", err)
+			sleep(ctx, delay)
+			continue
+		}
+		failures = 0
+	}
+}
+
+// process decodes, inserts and acks one fetched batch. Invalid messages are
+// terminated. On a transient failure it naks the valid messages with delay
+// and returns the error.
+func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time.Duration, log *slog.Logger) error {
+	var b Batch
+	valid := msgs[:0:0]
+	for _, m := range msgs {
+		if err := b.Add(m); err != nil {
+			c.metrics.failures.WithLabelValues("invalid").Inc()
+			log.Warn("terminating invalid event", "subject", m.Subject(), "err", err)
+			if terr := m.Term(); terr != nil {
+				log.Debug("terminating message", "err", terr)
+			}
+			continue
+		}
+		valid = append(valid, m)
+	}
+	if len(valid) == 0 {
+		return nil
+	}
+	if err := c.writer.Write(ctx, &b); err != nil {
+		c.metrics.failures.WithLabelValues("insert").Inc()
+		for _, m := range valid {
+			if nerr := m.NakWithDelay(delay); nerr != nil {
+				log.Debug("naking message", "err", nerr)
+			}
+		}
+		return err
+	}
+	for _, m := range valid {
+		if err := m.Ack(); err != nil {
+			log.Debug("acking message", "err", err)
+		}
+	}
+	c.metrics.batchSize.Observe(float64(len(valid)))
+	return nil
+}
+
+func backoff(failures int, limit time.Duration) time.Duration {
+	d := 250 * time.Millisecond
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,306 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
+	"github.com/abacus-ab/abacus/internal/eventbus"
+	"github.com/abacus-ab/abacus/internal/eventbus/eventbustest"
+	"github.com/abacus-ab/abacus/schemas/eventv1"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).acceptConnections.func1"),
+		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
+		// The connection pool of chdbtest's shared admin connection lives as long as the binary.
+		goleak.IgnoreTopFunction("github.com/ClickHouse/clickhouse-go/v2.(*connPool).runDrainPool"),
+	)
+}
+
+func TestBatchAdd(t *testing.T) {
+	asg, err := os.ReadFile("../schemas/eventv1/testdata/assignment.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := os.ReadFile("../schemas/eventv1/testdata/result.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name          string
+		subject       string
+		data          string
+		wantPermanent bool
+	}{
+		{"assignment sample", eventv1.SubjectAssignment, string(asg), false},
+		{"result sample", eventv1.SubjectResult, string(res), false},
+		{"not json", eventv1.SubjectResult, "{", true},
+		{"result on assignment subject", eventv1.SubjectAssignment, string(res), false},
+		{"assignment on result subject", eventv1.SubjectResult, string(asg), true},
+		{"missing user", eventv1.SubjectResult, `{"event_id":"e","test_id":"t","variant_id":"v","metrics":{"m":1},"timestamp":"2026-01-01T00:00:00Z"}`, true},
+		{"unknown subject", "ab.other.v1", string(res), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b Batch
+			err := b.add(tt.subject, []byte(tt.data), 7)
+			var pe *permanentError
+			if got := errors.As(err, &pe); got != tt.wantPermanent {
+				t.Fatalf("add(%s) = %v, want permanent error %v", tt.subject, err, tt.wantPermanent)
+			}
+		})
+	}
+	var b Batch
+	if err := b.add(eventv1.SubjectResult, res, 9); err != nil {
+		t.Fatal(err)
+	}
+	a, r := b.Rows()
+	if a != 0 || r != 2 {
+		t.Errorf("Rows() = %d, %d, want 0 assignments and 2 result rows (one per metric)", a, r)
+	}
+	if b.results.streamSeq[0] != 9 || b.results.userID[0] != "user-42" {
+		t.Errorf("result columns = %+v", b.results)
+	}
+}
+
+func BenchmarkBatchAdd(b *testing.B) {
+	res, err := os.ReadFile("../schemas/eventv1/testdata/result.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	var batch Batch
+	i := 0
+	for b.Loop() {
+		if i%10000 == 0 {
+			batch = Batch{}
+		}
+		i++
+		if err := batch.add(eventv1.SubjectResult, res, uint64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type env struct {
+	bus  *eventbus.Bus
+	conn driver.Conn
+	log  *slog.Logger
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	conn, _ := chdbtest.Conn(t)
+	s := eventbustest.RunServer(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus, err := eventbus.Connect(t.Context(), eventbus.Config{URL: s.ClientURL()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	if err := bus.Provision(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return &env{bus: bus, conn: conn, log: log}
+}
+
+func (e *env) publish(t *testing.T, subject string, v any) {
+	t.Helper()
+	data, ok := v.([]byte)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.bus.JS.Publish(t.Context(), subject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs a consumer until the returned stop function is called.
+func (e *env) start(t *testing.T, cfg Config) (stop func()) {
+	t.Helper()
+	c, err := New(cfg, e.bus.JS, e.conn, e.log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v, want nil", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// consumer returns the durable consumer once Run has created it.
+func (e *env) consumer(t *testing.T) jetstream.Consumer {
+	t.Helper()
+	var cons jetstream.Consumer
+	waitFor(t, 10*time.Second, "the durable consumer", func() bool {
+		var err error
+		cons, err = e.bus.JS.Consumer(t.Context(), eventv1.Stream, eventv1.ConsumerIngest)
+		return err == nil
+	})
+	return cons
+}
+
+func (e *env) count(t *testing.T, query string, args ...any) uint64 {
+	t.Helper()
+	var n uint64
+	if err := e.conn.QueryRow(t.Context(), query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestConsumerStoresEvents(t *testing.T) {
+	e := newEnv(t)
+	ts := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	const users = 500
+	for i := range users {
+		e.publish(t, eventv1.SubjectAssignment, eventv1.Assignment{
+			EventID: fmt.Sprintf("a%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "control", Timestamp: ts,
+		})
+		e.publish(t, eventv1.SubjectResult, eventv1.Result{
+			EventID: fmt.Sprintf("r%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "control",
+			Metrics: map[string]float64{"revenue": float64(i), "conversion": float64(i % 2)}, Timestamp: ts,
+		})
+	}
+	// Poison messages must not block the stream.
+	e.publish(t, eventv1.SubjectResult, []byte("not json"))
+	e.publish(t, eventv1.SubjectAssignment, []byte(`{"event_id": "x"}`))
+
+	e.start(t, Config{BatchSize: 100, FlushInterval: 20 * time.Millisecond, Workers: 3})
+	waitFor(t, 20*time.Second, "all rows in ClickHouse", func() bool {
+		return e.count(t, "SELECT count() FROM results") == 2*users && e.count(t, "SELECT count() FROM assignments") == users
+	})
+	var sum float64
+	var maxSeq uint64
+	if err := e.conn.QueryRow(t.Context(), "SELECT sum(value), max(stream_seq) FROM results WHERE test_id = 't1' AND metric = 'revenue'").Scan(&sum, &maxSeq); err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(users * (users - 1) / 2); sum != want {
+		t.Errorf("sum(revenue) = %v, want %v", sum, want)
+	}
+	if maxSeq == 0 {
+		t.Errorf("stream_seq not recorded")
+	}
+	var evTime time.Time
+	if err := e.conn.QueryRow(t.Context(), "SELECT any(event_time) FROM assignments").Scan(&evTime); err != nil {
+		t.Fatal(err)
+	}
+	if !evTime.Equal(ts) {
+		t.Errorf("event_time = %v, want %v", evTime, ts)
+	}
+	// Everything acknowledged or terminated: nothing left pending.
+	cons := e.consumer(t)
+	waitFor(t, 10*time.Second, "no pending messages", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// TestConsumerRetriesUntilClickHouseAcceptsInserts makes every insert fail
+// (the results table is renamed away), then repairs it: the consumer must
+// redeliver and store every event exactly once it can.
+func TestConsumerRetriesUntilClickHouseAcceptsInserts(t *testing.T) {
+	e := newEnv(t)
+	if err := e.conn.Exec(t.Context(), "RENAME TABLE results TO results_away"); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Now().UTC().Truncate(time.Second)
+	for i := range 50 {
+		e.publish(t, eventv1.SubjectResult, eventv1.Result{
+			EventID: fmt.Sprintf("r%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "b",
+			Metrics: map[string]float64{"m": 1}, Timestamp: ts,
+		})
+	}
+	e.start(t, Config{BatchSize: 20, FlushInterval: 10 * time.Millisecond, Workers: 1, MaxBackoff: 300 * time.Millisecond})
+	cons := e.consumer(t)
+	waitFor(t, 10*time.Second, "a redelivery", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumRedelivered > 0
+	})
+	if err := e.conn.Exec(t.Context(), "RENAME TABLE results_away TO results"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "50 rows after recovery", func() bool {
+		return e.count(t, "SELECT count() FROM results") >= 50
+	})
+	if n := e.count(t, "SELECT count() FROM results"); n != 50 {
+		t.Errorf("results rows = %d, want 50", n)
+	}
+}
+
+// TestShutdownFlushesBatchInHand stops the consumer while events flow: what
+// was acknowledged is in ClickHouse, and the rest is still in the stream for
+// the next consumer.
+func TestShutdownLosesNothing(t *testing.T) {
+	e := newEnv(t)
+	const n = 2000
+	ts := time.Now().UTC()
+	for i := range n {
+		e.publish(t, eventv1.SubjectResult, eventv1.Result{
+			EventID: fmt.Sprintf("r%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "b",
+			Metrics: map[string]float64{"m": 1}, Timestamp: ts,
+		})
+	}
+	stop := e.start(t, Config{BatchSize: 100, FlushInterval: 10 * time.Millisecond, Workers: 2})
+	waitFor(t, 10*time.Second, "some rows", func() bool { return e.count(t, "SELECT count() FROM results") > 0 })
+	stop()
+	cons := e.consumer(t)
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := e.count(t, "SELECT count() FROM results")
+	if info.NumAckPending != 0 {
+		t.Errorf("after shutdown %d messages are delivered but unacknowledged, want 0", info.NumAckPending)
+	}
+	if acked := info.AckFloor.Stream; stored < acked {
+		t.Errorf("after shutdown %d rows stored but the ack floor is %d: acknowledged events were lost", stored, acked)
+	}
+	// A new consumer picks up the rest.
+	e.start(t, Config{BatchSize: 500, FlushInterval: 10 * time.Millisecond, Workers: 1})
+	waitFor(t, 20*time.Second, "all rows", func() bool { return e.count(t, "SELECT count() FROM results") >= n })
+	if got := e.count(t, "SELECT uniqExact(event_id) FROM results"); got != n {
+		t.Errorf("distinct events stored = %d, want %d", got, n)
+	}
+}
