@@ -1,0 +1,258 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/schemas/eventv1"
+)
+
+// Config tunes the runner.
+type Config struct {
+	// Interval between timer runs over every running test.
+	Interval time.Duration
+	// QueryTimeout bounds one test's analysis.
+	QueryTimeout time.Duration
+	// Concurrency bounds the on-demand analyses in flight.
+	Concurrency int
+}
+
+func (c *Config) setDefaults() {
+	if c.Interval == 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 20 * time.Second
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	if c.Interval < time.Second {
+		return fmt.Errorf("analysis interval %v: want at least 1s", c.Interval)
+	}
+	if c.Concurrency < 1 {
+		return fmt.Errorf("analysis concurrency %d: want at least 1", c.Concurrency)
+	}
+	return nil
+}
+
+// tests is the registry of test definitions (met by *registry.Store).
+type tests interface {
+	Get(ctx context.Context, id string) (*experiment.Test, error)
+	List() []*experiment.Test
+}
+
+// reportStore keeps the latest report per test (met by jetstream.KeyValue).
+type reportStore interface {
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+}
+
+// Runner computes reports on a timer and on request.
+type Runner struct {
+	cfg     Config
+	conn    driver.Conn
+	tests   tests
+	reports reportStore
+	nc      *nats.Conn
+	log     *slog.Logger
+	now     func() time.Time
+
+	runs     *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+// NewRunner returns a runner. Call Run to start it.
+func NewRunner(cfg Config, conn driver.Conn, t tests, reports reportStore, nc *nats.Conn, log *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		cfg: cfg, conn: conn, tests: t, reports: reports, nc: nc, log: log, now: time.Now,
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abacus_analysis_runs_total",
+			Help: "Test analyses by trigger (timer, request) and outcome (ok, error).",
+		}, []string{"trigger", "outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "abacus_analysis_duration_seconds",
+			Help:    "Time to analyze one test, queries included.",
+			Buckets: prometheus.DefBuckets,
+		}),
+	}
+	reg.MustRegister(r.runs, r.duration)
+	return r, nil
+}
+
+// Run serves analysis requests and runs the timer until ctx is done. It
+// returns after the subscription is closed and every analysis in flight has
+// finished.
+func (r *Runner) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.cfg.Concurrency)
+	sub, err := r.nc.QueueSubscribe(eventv1.SubjectAnalyze, eventv1.QueueAnalyzers, func(m *nats.Msg) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r.serve(ctx, m)
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribing to %s: %w", eventv1.SubjectAnalyze, err)
+	}
+	r.log.Info("analyzer started", "interval", r.cfg.Interval)
+
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				r.log.Warn("unsubscribing analyzer", "err", err)
+			}
+			wg.Wait()
+			r.log.Info("analyzer stopped")
+			return nil
+		case <-t.C:
+			r.runAll(ctx)
+		}
+	}
+}
+
+// runAll analyzes every running test, and every stopped test whose stored
+// report predates its stop. A report younger than half the interval (written
+// by another replica) is left alone, so replicas share the work.
+func (r *Runner) runAll(ctx context.Context) {
+	for _, t := range r.tests.List() {
+		if ctx.Err() != nil {
+			return
+		}
+		if t.Status == experiment.StatusDraft {
+			continue
+		}
+		computed, err := r.storedAt(ctx, t.ID)
+		if err != nil {
+			r.log.Warn("reading stored report", "experiment_id", t.ID, "err", err)
+		}
+		if t.Status == experiment.StatusStopped && t.StoppedAt != nil && computed.After(*t.StoppedAt) {
+			continue
+		}
+		if r.now().Sub(computed) < r.cfg.Interval/2 && !computed.Before(t.UpdatedAt) {
+			continue
+		}
+		if _, err := r.Analyze(ctx, t, "timer"); err != nil {
+			r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
+		}
+	}
+}
+
+func (r *Runner) storedAt(ctx context.Context, testID string) (time.Time, error) {
+	e, err := r.reports.Get(ctx, testID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	var head struct {
+		ComputedAt time.Time `json:"computed_at"`
+	}
+	err = json.Unmarshal(e.Value(), &head)
+	return head.ComputedAt, err
+}
+
+// serve answers one analysis request.
+func (r *Runner) serve(ctx context.Context, m *nats.Msg) {
+	var req eventv1.AnalyzeRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil || req.TestID == "" {
+		r.replyError(m, http.StatusBadRequest, "malformed analysis request")
+		return
+	}
+	t, err := r.tests.Get(ctx, req.TestID)
+	if errors.Is(err, experiment.ErrNotFound) {
+		r.replyError(m, http.StatusNotFound, "test not found")
+		return
+	}
+	if err != nil {
+		r.log.Error("reading test for analysis", "experiment_id", req.TestID, "err", err)
+		r.replyError(m, http.StatusServiceUnavailable, "reading the test failed")
+		return
+	}
+	data, err := r.analyzeJSON(ctx, t, "request")
+	if err != nil {
+		r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
+		r.replyError(m, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if err := m.Respond(data); err != nil {
+		r.log.Debug("replying to analysis request", "err", err)
+	}
+}
+
+func (r *Runner) replyError(m *nats.Msg, status int, msg string) {
+	reply := nats.NewMsg(m.Reply)
+	reply.Header.Set(eventv1.HeaderError, msg)
+	reply.Header.Set(eventv1.HeaderStatus, strconv.Itoa(status))
+	if err := m.RespondMsg(reply); err != nil {
+		r.log.Debug("replying to analysis request", "err", err)
+	}
+}
+
+// Analyze computes t's report from ClickHouse and stores it.
+func (r *Runner) Analyze(ctx context.Context, t *experiment.Test, trigger string) (*experiment.Report, error) {
+	rep, _, err := r.analyze(ctx, t, trigger)
+	return rep, err
+}
+
+func (r *Runner) analyzeJSON(ctx context.Context, t *experiment.Test, trigger string) ([]byte, error) {
+	_, data, err := r.analyze(ctx, t, trigger)
+	return data, err
+}
+
+func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string) (*experiment.Report, []byte, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
+	defer cancel()
+	now := r.now()
+	d, err := load(ctx, r.conn, t.ID)
+	if err != nil {
+		r.runs.WithLabelValues(trigger, "error").Inc()
+		return nil, nil, err
+	}
+	rep := BuildReport(t, d, now)
+	data, err := json.Marshal(rep)
+	if err != nil {
+		r.runs.WithLabelValues(trigger, "error").Inc()
+		return nil, nil, fmt.Errorf("encoding report: %w", err)
+	}
+	if _, err := r.reports.Put(ctx, t.ID, data); err != nil {
+		r.runs.WithLabelValues(trigger, "error").Inc()
+		return nil, nil, fmt.Errorf("storing report: %w", err)
+	}
+	r.runs.WithLabelValues(trigger, "ok").Inc()
+	r.duration.Observe(time.Since(start).Seconds())
+	r.log.Debug("test analyzed", "experiment_id", t.ID, "trigger", trigger, "decision", rep.Decision)
+	return rep, data, nil
+}

@@ -1,0 +1,237 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
+	"github.com/abacus-ab/abacus/internal/eventbus"
+	"github.com/abacus-ab/abacus/internal/eventbus/eventbustest"
+	"github.com/abacus-ab/abacus/internal/registry"
+	"github.com/abacus-ab/abacus/schemas/eventv1"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).acceptConnections.func1"),
+		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("github.com/ClickHouse/clickhouse-go/v2.(*connPool).runDrainPool"),
+	)
+}
+
+type refFile struct {
+	ConfidenceLevel float64 `json:"confidence_level"`
+	Events          []struct {
+		EventID   string             `json:"event_id"`
+		UserID    string             `json:"user_id"`
+		VariantID string             `json:"variant_id"`
+		Metrics   map[string]float64 `json:"metrics"`
+	} `json:"events"`
+	Expected map[string]struct {
+		Variants map[string]struct {
+			N       int64   `json:"n"`
+			Mean    float64 `json:"mean"`
+			StdDev  float64 `json:"std_dev"`
+			CILower float64 `json:"ci_lower"`
+			CIUpper float64 `json:"ci_upper"`
+		} `json:"variants"`
+		Comparisons map[string]struct {
+			Diff    float64 `json:"diff"`
+			T       float64 `json:"t"`
+			DoF     float64 `json:"dof"`
+			PValue  float64 `json:"p_value"`
+			CILower float64 `json:"ci_lower"`
+			CIUpper float64 `json:"ci_upper"`
+		} `json:"comparisons"`
+	} `json:"expected"`
+}
+
+func close9(got *float64, want float64) bool {
+	return got != nil && math.Abs(*got-want) <= 1e-9*math.Max(math.Abs(want), 1e-300)+1e-12
+}
+
+// TestAnalyzeMatchesSciPy stores the reference events in ClickHouse (with
+// redelivered duplicates), runs the analyzer over NATS request-reply as the
+// API does, and checks every number against SciPy's.
+func TestAnalyzeMatchesSciPy(t *testing.T) {
+	raw, err := os.ReadFile("testdata/report_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref refFile
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := chdbtest.Conn(t)
+	s := eventbustest.RunServer(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus, err := eventbus.Connect(t.Context(), eventbus.Config{URL: s.ClientURL()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	if err := bus.Provision(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	def := &experiment.Test{
+		ID: "ref-test", Name: "reference", Type: experiment.TypeModel,
+		Variants: []experiment.Variant{
+			{ID: "control", TrafficPercentage: 40}, {ID: "b", TrafficPercentage: 40}, {ID: "c", TrafficPercentage: 20},
+		},
+		ControlVariantID: "control", PrimaryMetric: "revenue", ConfidenceLevel: ref.ConfidenceLevel,
+		MinSampleSize: 100, Status: experiment.StatusRunning, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+	}
+	testsKV, _ := bus.KV(t.Context(), eventbus.BucketTests)
+	reportsKV, _ := bus.KV(t.Context(), eventbus.BucketReports)
+	store := registry.New(testsKV, log)
+	if err := store.Create(t.Context(), def); err != nil {
+		t.Fatal(err)
+	}
+
+	batch, err := conn.PrepareBatch(t.Context(), "INSERT INTO results (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range ref.Events {
+		for m, v := range ev.Metrics {
+			if err := batch.Append(def.ID, ev.VariantID, ev.UserID, m, v, ev.EventID, time.Now(), uint64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Another test's rows must not leak into this one.
+		if err := batch.Append("other-test", ev.VariantID, ev.UserID, "revenue", 1e6, ev.EventID, time.Now(), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+
+	runner, err := NewRunner(Config{Interval: time.Hour}, conn, store, reportsKV, bus.NC, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+
+	var reply *nats.Msg
+	req, _ := json.Marshal(eventv1.AnalyzeRequest{TestID: def.ID})
+	for start := time.Now(); ; {
+		reply, err = bus.NC.Request(eventv1.SubjectAnalyze, req, 10*time.Second)
+		if err == nil || time.Since(start) > 5*time.Second {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the subscription may not be up yet
+	}
+	if err != nil {
+		t.Fatalf("analysis request: %v", err)
+	}
+	if e := reply.Header.Get(eventv1.HeaderError); e != "" {
+		t.Fatalf("analysis failed: %s", e)
+	}
+	var rep experiment.Report
+	if err := json.Unmarshal(reply.Data, &rep); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, m := range rep.Metrics {
+		want, ok := ref.Expected[m.Metric]
+		if !ok {
+			t.Errorf("unexpected metric %s in report", m.Metric)
+			continue
+		}
+		for _, v := range m.Variants {
+			w := want.Variants[v.VariantID]
+			name := fmt.Sprintf("%s/%s", m.Metric, v.VariantID)
+			if v.SampleSize != w.N {
+				t.Errorf("%s sample_size = %d, want %d", name, v.SampleSize, w.N)
+			}
+			for _, f := range []struct {
+				field string
+				got   *float64
+				want  float64
+			}{
+				{"mean_value", v.MeanValue, w.Mean},
+				{"std_dev", v.StdDev, w.StdDev},
+				{"confidence_interval_lower", v.ConfidenceIntervalLower, w.CILower},
+				{"confidence_interval_upper", v.ConfidenceIntervalUpper, w.CIUpper},
+			} {
+				if !close9(f.got, f.want) {
+					t.Errorf("%s %s = %v, want %v (SciPy)", name, f.field, deref(f.got), f.want)
+				}
+			}
+		}
+		for _, c := range m.Comparisons {
+			w := want.Comparisons[c.VariantID]
+			name := fmt.Sprintf("%s/%s vs control", m.Metric, c.VariantID)
+			for _, f := range []struct {
+				field string
+				got   *float64
+				want  float64
+			}{
+				{"absolute_difference", c.AbsoluteDifference, w.Diff},
+				{"t_statistic", c.TStatistic, w.T},
+				{"degrees_of_freedom", c.DegreesOfFreedom, w.DoF},
+				{"p_value", c.PValue, w.PValue},
+				{"confidence_interval_lower", c.ConfidenceIntervalLower, w.CILower},
+				{"confidence_interval_upper", c.ConfidenceIntervalUpper, w.CIUpper},
+			} {
+				if !close9(f.got, f.want) {
+					t.Errorf("%s %s = %v, want %v (SciPy)", name, f.field, deref(f.got), f.want)
+				}
+			}
+		}
+	}
+	if len(rep.Metrics) != 2 || rep.Metrics[0].Metric != "revenue" {
+		t.Errorf("report metrics = %d, primary first; got %+v", len(rep.Metrics), rep.Metrics)
+	}
+	// b's revenue is significantly higher (p ~ 1e-5 in the reference): b wins.
+	if rep.WinnerVariantID == nil || *rep.WinnerVariantID != "b" {
+		t.Errorf("winner = %v (%s), want b", rep.WinnerVariantID, rep.Reason)
+	}
+	// The report is stored for the API.
+	e, err := reportsKV.Get(t.Context(), def.ID)
+	if err != nil {
+		t.Fatalf("stored report: %v", err)
+	}
+	if string(e.Value()) != string(reply.Data) {
+		t.Errorf("stored report differs from the reply")
+	}
+
+	// Unknown test: a 404 in the reply headers.
+	req, _ = json.Marshal(eventv1.AnalyzeRequest{TestID: "nope"})
+	reply, err = bus.NC.Request(eventv1.SubjectAnalyze, req, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply.Header.Get(eventv1.HeaderStatus) != "404" {
+		t.Errorf("analysis of an unknown test: status %q, want 404", reply.Header.Get(eventv1.HeaderStatus))
+	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
