@@ -1,0 +1,252 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+)
+
+// Roles that serve can run.
+const (
+	roleAPI      = "api"
+	roleIngest   = "ingest"
+	roleAnalyzer = "analyzer"
+)
+
+var allRoles = []string{roleAPI, roleIngest, roleAnalyzer}
+
+// config is everything abacus reads from flags, the environment and .env.
+type config struct {
+	Environment string
+	LogLevel    slog.Level
+	Targets     []string
+
+	HTTPAddr        string
+	MaxBodyBytes    int64
+	PublishTimeout  time.Duration
+	ShutdownTimeout time.Duration
+	ReportMaxAge    time.Duration
+
+	NATSURL          string
+	NATSCreds        string
+	NATSEmbeddedAddr string
+	NATSReplicas     int
+	StreamMaxAge     time.Duration
+	DataDir          string
+
+	ClickHouseURL string
+
+	IngestBatchSize     int
+	IngestFlushInterval time.Duration
+	IngestWorkers       int
+	IngestMaxAckPending int
+
+	AnalysisInterval time.Duration
+}
+
+// envDoc lists every environment variable with its default, for --help and
+// the README.
+var envDoc = [][3]string{
+	{"ENVIRONMENT", "production", "development (text logs) or production (JSON logs)"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"ABACUS_TARGET", "all", "roles serve runs: all, or a comma list of api, ingest, analyzer"},
+	{"ABACUS_HTTP_ADDR", "127.0.0.1:8000", "HTTP listen address"},
+	{"INPUT_MAX_REQUEST_SIZE_MB", "10", "largest request body in MB (413 above)"},
+	{"PUBLISH_TIMEOUT", "5s", "longest wait for JetStream to acknowledge an event (503 after)"},
+	{"SHUTDOWN_TIMEOUT", "30s", "longest drain of each component on SIGTERM"},
+	{"ANALYSIS_REPORT_MAX_AGE", "10s", "GET .../analyze serves a stored report younger than this"},
+	{"NATS_URL", "", "external NATS server or cluster; empty starts an embedded server"},
+	{"NATS_CREDS", "", "NATS credentials file for NATS_URL"},
+	{"NATS_EMBEDDED_LISTEN", "", "host:port where the embedded server accepts other clients; empty: in-process only"},
+	{"NATS_REPLICAS", "1", "replicas of the stream and KV buckets (3 in a cluster)"},
+	{"NATS_STREAM_MAX_AGE", "72h", "how long events stay in the stream"},
+	{"DATA_DIR", "./data", "embedded NATS JetStream store (DATA_DIR/nats) and local ClickHouse data"},
+	{"CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/abacus", "ClickHouse native-protocol URL (database created if missing)"},
+	{"INGEST_BATCH_SIZE", "5000", "most events per ClickHouse insert"},
+	{"INGEST_FLUSH_INTERVAL", "200ms", "longest an event waits for its batch to fill"},
+	{"INGEST_WORKERS", "2", "concurrent ingest loops in this process"},
+	{"INGEST_MAX_ACK_PENDING", "4 x batch x workers", "events delivered but not yet acknowledged, across all ingest processes"},
+	{"ANALYSIS_INTERVAL", "30s", "how often the analyzer recomputes running tests"},
+}
+
+// loadConfig reads .env (without overriding the environment), then the
+// environment, then flags.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	dotenv := map[string]string{}
+	if path := getenv("ABACUS_ENV_FILE"); path != "" || fileExists(".env") {
+		if path == "" {
+			path = ".env"
+		}
+		m, err := godotenv.Read(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		dotenv = m
+	}
+	env := func(key string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return dotenv[key]
+	}
+	get := func(key string) string {
+		if v := env(key); v != "" {
+			return v
+		}
+		for _, d := range envDoc {
+			if d[0] == key {
+				return d[1]
+			}
+		}
+		return ""
+	}
+
+	c := &config{}
+	var errs []error
+	dur := func(key string) time.Duration {
+		d, err := time.ParseDuration(get(key))
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 500ms, 30s or 5m", key, get(key)))
+		}
+		return d
+	}
+	num := func(key string) int {
+		if key == "INGEST_MAX_ACK_PENDING" && env(key) == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(get(key))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want a whole number", key, get(key)))
+		}
+		return n
+	}
+
+	c.Environment = strings.ToLower(get("ENVIRONMENT"))
+	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
+		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", get("LOG_LEVEL")))
+	}
+	c.HTTPAddr = get("ABACUS_HTTP_ADDR")
+	mb, err := strconv.ParseFloat(get("INPUT_MAX_REQUEST_SIZE_MB"), 64)
+	if err != nil || mb <= 0 || mb > 1024 {
+		errs = append(errs, fmt.Errorf("INPUT_MAX_REQUEST_SIZE_MB=%q: want a number of MB in (0, 1024]", get("INPUT_MAX_REQUEST_SIZE_MB")))
+	}
+	c.MaxBodyBytes = int64(mb * (1 << 20))
+	c.PublishTimeout = dur("PUBLISH_TIMEOUT")
+	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT")
+	c.ReportMaxAge = dur("ANALYSIS_REPORT_MAX_AGE")
+	c.NATSURL = get("NATS_URL")
+	c.NATSCreds = get("NATS_CREDS")
+	c.NATSEmbeddedAddr = get("NATS_EMBEDDED_LISTEN")
+	c.NATSReplicas = num("NATS_REPLICAS")
+	c.StreamMaxAge = dur("NATS_STREAM_MAX_AGE")
+	c.DataDir = get("DATA_DIR")
+	c.ClickHouseURL = get("CLICKHOUSE_URL")
+	c.IngestBatchSize = num("INGEST_BATCH_SIZE")
+	c.IngestFlushInterval = dur("INGEST_FLUSH_INTERVAL")
+	c.IngestWorkers = num("INGEST_WORKERS")
+	c.IngestMaxAckPending = num("INGEST_MAX_ACK_PENDING")
+	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
+
+	fs := flag.NewFlagSet("abacus serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	target := fs.String("target", get("ABACUS_TARGET"), "roles to run: all, or a comma list of api, ingest, analyzer (env ABACUS_TARGET)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (env ABACUS_HTTP_ADDR)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: abacus serve [--target=api,ingest,analyzer] [--http-addr=host:port]")
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nenvironment (also read from .env):")
+		for _, d := range envDoc {
+			fmt.Fprintf(stderr, "  %-26s %s (default %q)\n", d[0], d[2], d[1])
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c.Targets, err = parseTargets(*target)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+func parseTargets(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return allRoles, nil
+	}
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if !slices.Contains(allRoles, r) {
+			return nil, fmt.Errorf("target %q: want all, or a comma list of api, ingest, analyzer", r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.Environment != "development" && c.Environment != "production":
+		return fmt.Errorf("ENVIRONMENT=%q: want development or production", c.Environment)
+	case c.NATSReplicas < 1 || c.NATSReplicas > 5:
+		return fmt.Errorf("NATS_REPLICAS=%d: want 1 to 5", c.NATSReplicas)
+	case c.NATSURL == "" && c.DataDir == "":
+		return errors.New("DATA_DIR is empty: the embedded NATS server needs a folder")
+	case c.NATSURL != "" && c.NATSEmbeddedAddr != "":
+		return errors.New("NATS_EMBEDDED_LISTEN is set together with NATS_URL: choose embedded or external NATS")
+	case c.ClickHouseURL == "":
+		return errors.New("CLICKHOUSE_URL is empty")
+	}
+	return nil
+}
+
+func (c *config) has(role string) bool { return slices.Contains(c.Targets, role) }
+
+// summary is the configuration to log at start, with secrets redacted.
+func (c *config) summary() []any {
+	nats := "embedded"
+	if c.NATSURL != "" {
+		nats = redactURL(c.NATSURL)
+	}
+	return []any{
+		"environment", c.Environment, "targets", strings.Join(c.Targets, ","),
+		"http_addr", c.HTTPAddr, "nats", nats, "clickhouse", redactURL(c.ClickHouseURL),
+		"data_dir", c.DataDir,
+	}
+}
+
+// redactURL hides a password in a URL.
+func redactURL(s string) string {
+	at := strings.LastIndex(s, "@")
+	scheme := strings.Index(s, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return s
+	}
+	creds := s[scheme+3 : at]
+	if i := strings.Index(creds, ":"); i >= 0 {
+		creds = creds[:i] + ":xxxxx"
+	}
+	return s[:scheme+3] + creds + s[at:]
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string
+		check   func(*testing.T, *config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c *config) {
+			if c.HTTPAddr != "127.0.0.1:8000" || c.Environment != "production" || len(c.Targets) != 3 ||
+				c.ClickHouseURL != "clickhouse://127.0.0.1:9000/abacus" || c.DataDir != "./data" ||
+				c.MaxBodyBytes != 10<<20 || c.IngestFlushInterval != 200*time.Millisecond {
+				t.Errorf("defaults = %+v", c)
+			}
+		}},
+		{name: "target flag", args: []string{"--target=ingest,api"}, check: func(t *testing.T, c *config) {
+			if !c.has(roleAPI) || !c.has(roleIngest) || c.has(roleAnalyzer) {
+				t.Errorf("targets = %v, want api and ingest", c.Targets)
+			}
+		}},
+		{name: "target env", env: map[string]string{"ABACUS_TARGET": "analyzer"}, check: func(t *testing.T, c *config) {
+			if len(c.Targets) != 1 || !c.has(roleAnalyzer) {
+				t.Errorf("targets = %v, want analyzer", c.Targets)
+			}
+		}},
+		{name: "flag beats env", env: map[string]string{"ABACUS_HTTP_ADDR": "127.0.0.1:1"}, args: []string{"--http-addr=127.0.0.1:2"}, check: func(t *testing.T, c *config) {
+			if c.HTTPAddr != "127.0.0.1:2" {
+				t.Errorf("http addr = %s", c.HTTPAddr)
+			}
+		}},
+		{name: "bad target", args: []string{"--target=web"}, wantErr: `target "web"`},
+		{name: "bad duration", env: map[string]string{"INGEST_FLUSH_INTERVAL": "fast"}, wantErr: "INGEST_FLUSH_INTERVAL"},
+		{name: "bad number", env: map[string]string{"INGEST_WORKERS": "two"}, wantErr: "INGEST_WORKERS"},
+		{name: "bad environment", env: map[string]string{"ENVIRONMENT": "staging"}, wantErr: "ENVIRONMENT"},
+		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
+		{name: "bad body size", env: map[string]string{"INPUT_MAX_REQUEST_SIZE_MB": "0"}, wantErr: "INPUT_MAX_REQUEST_SIZE_MB"},
+		{name: "embedded listen with external url", env: map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_EMBEDDED_LISTEN": "127.0.0.1:4222"}, wantErr: "NATS_EMBEDDED_LISTEN"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Chdir(t.TempDir()) // no .env here
+			c, err := loadConfig(tt.args, envFrom(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("loadConfig() error = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadConfig() = %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestDotEnv(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeFile(t, ".env", "ABACUS_HTTP_ADDR=127.0.0.1:9999\nLOG_LEVEL=debug\n")
+	c, err := loadConfig(nil, envFrom(map[string]string{"LOG_LEVEL": "warn"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:9999" {
+		t.Errorf("HTTPAddr = %s, want the .env value", c.HTTPAddr)
+	}
+	if c.LogLevel.String() != "WARN" {
+		t.Errorf("LogLevel = %s, want the environment to beat .env", c.LogLevel)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"clickhouse://u:secret@h:9000/db": "clickhouse://u:xxxxx@h:9000/db",
+		"nats://h:4222":                   "nats://h:4222",
+		"clickhouse://u@h:9000/db":        "clickhouse://u@h:9000/db",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(t.Context(), []string{"version"}, envFrom(nil), &out, &errb); err != nil || !strings.HasPrefix(out.String(), "abacus ") {
+		t.Errorf("version = %v %q", err, out.String())
+	}
+	if err := run(t.Context(), []string{"frobnicate"}, envFrom(nil), &out, &errb); err == nil {
+		t.Errorf("unknown command: want an error")
+	}
+	if err := run(t.Context(), nil, envFrom(nil), &out, &errb); err == nil {
+		t.Errorf("no command: want an error")
+	}
+}

@@ -1,0 +1,231 @@
+// Command abacus is the Abacus experimentation service: one binary with the
+// subcommands serve, migrate and version.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/abacus-ab/abacus/analysis"
+	"github.com/abacus-ab/abacus/api"
+	"github.com/abacus-ab/abacus/ingest"
+	"github.com/abacus-ab/abacus/internal/chdb"
+	"github.com/abacus-ab/abacus/internal/eventbus"
+	"github.com/abacus-ab/abacus/internal/registry"
+	"github.com/abacus-ab/abacus/migrations"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "abacus:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: abacus <command> [flags]
+
+commands:
+  serve     run the service (API, ingest and analyzer roles; see serve --help)
+  migrate   apply ClickHouse migrations and exit
+  version   print the version
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		cfg, err := loadConfig(args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, newLogger(cfg, stderr))
+	case "migrate":
+		cfg, err := loadConfig(args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return migrate(ctx, cfg, newLogger(cfg, stderr))
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "abacus", buildVersion())
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.Environment == "development" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func migrate(ctx context.Context, cfg *config, log *slog.Logger) error {
+	opts, err := chdb.ParseURL(cfg.ClickHouseURL)
+	if err != nil {
+		return err
+	}
+	return chdb.Migrate(ctx, opts, migrations.FS, log.With("component", "migrate"))
+}
+
+// serve wires the roles in cfg.Targets and runs them until ctx is done.
+func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
+	log.Info("abacus starting", append([]any{"version", buildVersion()}, cfg.summary()...)...)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	bus, err := eventbus.Connect(ctx, eventbus.Config{
+		URL:            cfg.NATSURL,
+		CredsFile:      cfg.NATSCreds,
+		DataDir:        cfg.DataDir,
+		EmbeddedListen: cfg.NATSEmbeddedAddr,
+		Replicas:       cfg.NATSReplicas,
+		StreamMaxAge:   cfg.StreamMaxAge,
+	}, log.With("component", "eventbus"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		bus.Close()
+		log.Info("nats connection closed")
+	}()
+	if err := bus.Provision(ctx); err != nil {
+		return err
+	}
+
+	chOpts, err := chdb.ParseURL(cfg.ClickHouseURL)
+	if err != nil {
+		return err
+	}
+	if err := chdb.Migrate(ctx, chOpts, migrations.FS, log.With("component", "migrate")); err != nil {
+		return err
+	}
+	conn, err := chdb.Open(ctx, chOpts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		conn.Close()
+		log.Info("clickhouse connection closed")
+	}()
+
+	testsKV, err := bus.KV(ctx, eventbus.BucketTests)
+	if err != nil {
+		return err
+	}
+	reportsKV, err := bus.KV(ctx, eventbus.BucketReports)
+	if err != nil {
+		return err
+	}
+	store := registry.New(testsKV, log.With("component", "registry"))
+
+	// The registry's watch outlives the roles, which read from it while they drain.
+	regCtx, stopRegistry := context.WithCancel(context.WithoutCancel(ctx))
+	regDone := make(chan error, 1)
+	go func() { regDone <- store.Run(regCtx) }()
+	defer func() {
+		stopRegistry()
+		<-regDone
+	}()
+	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = store.WaitReady(readyCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	if cfg.has(roleAPI) {
+		srv, err := api.New(api.Config{
+			Addr:            cfg.HTTPAddr,
+			MaxBodyBytes:    cfg.MaxBodyBytes,
+			PublishTimeout:  cfg.PublishTimeout,
+			ReportMaxAge:    cfg.ReportMaxAge,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+		}, api.Deps{
+			Registry:  store,
+			Publisher: bus.JS,
+			Requester: bus.NC,
+			Reports:   reportsKV,
+			Checks: []api.Check{
+				{Name: "nats", Func: bus.Ping},
+				{Name: "clickhouse", Func: conn.Ping},
+				{Name: "registry", Func: func(context.Context) error {
+					if !store.Ready() {
+						return errors.New("test definitions not loaded yet")
+					}
+					return nil
+				}},
+			},
+			Logger:   log.With("component", "api"),
+			Metrics:  reg,
+			Gatherer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return srv.Run(ctx) })
+	}
+	if cfg.has(roleIngest) {
+		cons, err := ingest.New(ingest.Config{
+			BatchSize:       cfg.IngestBatchSize,
+			FlushInterval:   cfg.IngestFlushInterval,
+			Workers:         cfg.IngestWorkers,
+			MaxAckPending:   cfg.IngestMaxAckPending,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+		}, bus.JS, conn, log.With("component", "ingest"), reg)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return cons.Run(ctx) })
+	}
+	if cfg.has(roleAnalyzer) {
+		runner, err := analysis.NewRunner(analysis.Config{Interval: cfg.AnalysisInterval},
+			conn, store, reportsKV, bus.NC, log.With("component", "analyzer"), reg)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return runner.Run(ctx) })
+	}
+	err = g.Wait()
+	log.Info("abacus stopped", "err", err)
+	return err
+}
