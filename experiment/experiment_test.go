@@ -243,3 +243,12 @@ func ExampleAssign() {
 	fmt.Println(v1.ID == v2.ID)
 	// Output: true
 }
+
+func BenchmarkAssign(b *testing.B) {
+	x := validTest()
+	x.ID = "5f0c7e1a-2b3d-4c5e-8f90-a1b2c3d4e5f6"
+	b.ReportAllocs()
+	for b.Loop() {
+		Assign(x, "user-1234567890")
+	}
+}
