@@ -45,7 +45,7 @@ func newStore(t *testing.T, url string) (*Store, jetstream.KeyValue) {
 
 func def(id string) *experiment.Test {
 	t := &experiment.Test{ID: id, Name: id, Type: experiment.TypeWorkflow, ControlVariantID: "a", PrimaryMetric: "m",
-		Variants: []experiment.Variant{{ID: "a", TrafficPercentage: 50}, {ID: "b", TrafficPercentage: 50}},
+		Variants:  []experiment.Variant{{ID: "a", TrafficPercentage: 50}, {ID: "b", TrafficPercentage: 50}},
 		CreatedAt: time.Now().UTC()}
 	t.SetDefaults()
 	return t
