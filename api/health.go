@@ -14,8 +14,9 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 type readiness struct {
-	Status string            `json:"status"`
-	Checks map[string]string `json:"checks"`
+	Status  string            `json:"status"`
+	Checks  map[string]string `json:"checks"`
+	Details map[string]any    `json:"details,omitempty"`
 }
 
 // readyz runs every readiness check concurrently with a short deadline. It
@@ -31,6 +32,17 @@ func (s *Server) readyz(c echo.Context) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, ch := range s.checks {
+		if ch.Details != nil {
+			if d := ch.Details(); d != nil {
+				if out.Details == nil {
+					out.Details = map[string]any{}
+				}
+				out.Details[ch.Name] = d
+			}
+		}
+		if ch.Func == nil {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -90,10 +90,12 @@ type reportReader interface {
 	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
 }
 
-// Check is a named readiness check.
+// Check is a named readiness check. Func decides readiness; Details, when
+// set, adds information to /readyz without affecting it (ingest lag).
 type Check struct {
-	Name string
-	Func func(ctx context.Context) error
+	Name    string
+	Func    func(ctx context.Context) error
+	Details func() any
 }
 
 // Deps are the server's collaborators.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,8 +32,15 @@ type Config struct {
 	MaxAckPending int
 	// MaxBackoff caps the redelivery delay after ClickHouse errors.
 	MaxBackoff time.Duration
+	// InsertTimeout bounds one ClickHouse insert (or redelivery lookup).
+	// AckWait must exceed it, so that a message is redelivered only after
+	// its earlier insert has committed or failed; keep a wide margin (the
+	// defaults are 20s and 60s).
+	InsertTimeout time.Duration
 	// ShutdownTimeout bounds the final insert and acks on shutdown.
 	ShutdownTimeout time.Duration
+	// LagInterval is how often the consumer's lag is measured.
+	LagInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -56,6 +65,12 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
+	if c.InsertTimeout == 0 {
+		c.InsertTimeout = 20 * time.Second
+	}
+	if c.LagInterval == 0 {
+		c.LagInterval = 5 * time.Second
+	}
 }
 
 // Validate reports settings that cannot work.
@@ -67,8 +82,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ingest flush interval %v: want at least 1ms", c.FlushInterval)
 	case c.Workers < 1 || c.Workers > 64:
 		return fmt.Errorf("ingest workers %d: want 1 to 64", c.Workers)
-	case c.AckWait < c.FlushInterval+time.Second:
-		return fmt.Errorf("ingest ack wait %v: want more than the flush interval plus 1s", c.AckWait)
+	case c.AckWait < c.InsertTimeout+time.Second:
+		return fmt.Errorf("ingest ack wait %v: want more than the insert timeout %v plus 1s", c.AckWait, c.InsertTimeout)
 	case c.MaxAckPending < c.BatchSize:
 		return fmt.Errorf("ingest max ack pending %d: want at least the batch size %d", c.MaxAckPending, c.BatchSize)
 	}
@@ -82,6 +97,7 @@ type Consumer struct {
 	writer  *Writer
 	log     *slog.Logger
 	metrics *metrics
+	lag     lagState
 }
 
 // New returns a consumer. Call Run to start it.
@@ -122,6 +138,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.log.Info("ingest started", "workers", c.cfg.Workers, "batch_size", c.cfg.BatchSize, "flush_interval", c.cfg.FlushInterval)
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.watchLag(ctx, cons)
+	}()
 	for i := range c.cfg.Workers {
 		wg.Add(1)
 		go func() {
@@ -158,10 +179,8 @@ func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.
 		}
 		// The batch in hand is finished even when shutdown has begun: its
 		// messages are delivered and will otherwise wait AckWait to return.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout)
 		delay := backoff(failures+1, c.cfg.MaxBackoff)
-		err = c.process(pctx, msgs, delay, log)
-		cancel()
+		err = c.process(context.WithoutCancel(ctx), msgs, delay, log)
 		if err != nil {
 			failures++
 			log.Error("storing events failed; redelivery scheduled", "batch_rows", len(msgs), "retry_in", delay, "err", err)
@@ -172,42 +191,131 @@ func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.
 	}
 }
 
-// process decodes, inserts and acks one fetched batch. Invalid messages are
-// terminated. On a transient failure it naks the valid messages with delay
-// and returns the error.
+// process decodes, inserts and acks one fetched batch. Poison messages go
+// to the dead-letter stream and are terminated. A redelivered message whose
+// event ClickHouse already holds is acknowledged without a second insert. On
+// a transient failure it naks the messages in hand with delay and returns
+// the error.
 func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time.Duration, log *slog.Logger) error {
-	var b Batch
-	valid := msgs[:0:0]
+	type pending struct {
+		msg jetstream.Msg
+		ev  event
+		seq uint64
+	}
+	var fresh, redelivered []pending
 	for _, m := range msgs {
-		if err := b.Add(m); err != nil {
-			c.metrics.failures.WithLabelValues("invalid").Inc()
-			log.Warn("terminating invalid event", "subject", m.Subject(), "err", err)
-			if terr := m.Term(); terr != nil {
-				log.Debug("terminating message", "err", terr)
-			}
+		ev, err := decode(m.Subject(), m.Data())
+		if err != nil {
+			c.deadLetter(ctx, m, err, delay, log)
 			continue
 		}
-		valid = append(valid, m)
-	}
-	if len(valid) == 0 {
-		return nil
-	}
-	if err := c.writer.Write(ctx, &b); err != nil {
-		c.metrics.failures.WithLabelValues("insert").Inc()
-		for _, m := range valid {
-			if nerr := m.NakWithDelay(delay); nerr != nil {
-				log.Debug("naking message", "err", nerr)
+		p := pending{msg: m, ev: ev}
+		if md, err := m.Metadata(); err == nil {
+			p.seq = md.Sequence.Stream
+			if md.NumDelivered > 1 {
+				redelivered = append(redelivered, p)
+				continue
 			}
 		}
-		return err
+		fresh = append(fresh, p)
 	}
-	for _, m := range valid {
-		if err := m.Ack(); err != nil {
-			log.Debug("acking message", "err", err)
+	nakAll := func(ps ...[]pending) {
+		for _, list := range ps {
+			for _, p := range list {
+				if err := p.msg.NakWithDelay(delay); err != nil {
+					log.Debug("naking message", "err", err)
+				}
+			}
 		}
 	}
-	c.metrics.batchSize.Observe(float64(len(valid)))
+	var skip []pending
+	if len(redelivered) > 0 {
+		evs := make([]event, len(redelivered))
+		for i, p := range redelivered {
+			evs[i] = p.ev
+		}
+		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
+		stored, err := c.writer.stored(ictx, evs)
+		cancel()
+		if err != nil {
+			c.metrics.failures.WithLabelValues("insert").Inc()
+			nakAll(fresh, redelivered)
+			return err
+		}
+		for _, p := range redelivered {
+			if stored[p.ev.key()] {
+				skip = append(skip, p)
+			} else {
+				fresh = append(fresh, p)
+			}
+		}
+	}
+	var b Batch
+	for _, p := range fresh {
+		b.append(p.ev, p.seq)
+	}
+	if len(fresh) > 0 {
+		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
+		err := c.writer.Write(ictx, &b)
+		cancel()
+		if err != nil {
+			c.metrics.failures.WithLabelValues("insert").Inc()
+			nakAll(fresh, skip)
+			return err
+		}
+	}
+	for _, list := range [][]pending{fresh, skip} {
+		for _, p := range list {
+			if err := p.msg.Ack(); err != nil {
+				log.Debug("acking message", "err", err)
+			}
+		}
+	}
+	if len(skip) > 0 {
+		c.metrics.duplicates.Add(float64(len(skip)))
+		log.Info("skipped redelivered events already in ClickHouse", "batch_rows", len(skip))
+	}
+	c.metrics.events.Add(float64(len(fresh)))
+	c.metrics.batchSize.Observe(float64(len(fresh)))
 	return nil
+}
+
+// deadLetter copies a poison message, with the reason, to the dead-letter
+// stream and terminates it, so that it never blocks the stream. When the
+// copy cannot be stored the message is naked instead: it is never dropped
+// without a trace.
+func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error, delay time.Duration, log *slog.Logger) {
+	dl := nats.NewMsg(eventv1.SubjectDeadLetter)
+	dl.Data = m.Data()
+	dl.Header.Set(eventv1.HeaderDeadLetterReason, truncate(reason.Error(), 1024))
+	dl.Header.Set(eventv1.HeaderOriginalSubject, m.Subject())
+	msgID := m.Subject()
+	if md, err := m.Metadata(); err == nil {
+		seq := strconv.FormatUint(md.Sequence.Stream, 10)
+		dl.Header.Set(eventv1.HeaderOriginalStreamSeq, seq)
+		msgID = "dl-" + seq
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.js.PublishMsg(pctx, dl, jetstream.WithMsgID(msgID)); err != nil {
+		log.Error("storing poison event in the dead-letter stream; will retry", "subject", m.Subject(), "err", err)
+		if nerr := m.NakWithDelay(delay); nerr != nil {
+			log.Debug("naking message", "err", nerr)
+		}
+		return
+	}
+	c.metrics.failures.WithLabelValues("invalid").Inc()
+	log.Warn("poison event moved to the dead-letter stream", "subject", m.Subject(), "err", reason)
+	if err := m.Term(); err != nil {
+		log.Debug("terminating message", "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 func backoff(failures int, limit time.Duration) time.Duration {

@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
@@ -303,4 +304,146 @@ func TestShutdownLosesNothing(t *testing.T) {
 	if got := e.count(t, "SELECT uniqExact(event_id) FROM results"); got != n {
 		t.Errorf("distinct events stored = %d, want %d", got, n)
 	}
+}
+
+func TestPoisonGoesToDeadLetter(t *testing.T) {
+	e := newEnv(t)
+	e.publish(t, eventv1.SubjectResult, []byte("not json"))
+	e.publish(t, eventv1.SubjectAssignment, []byte(`{"event_id": "x"}`))
+	e.publish(t, eventv1.SubjectResult, eventv1.Result{
+		EventID: "ok", TestID: "t1", UserID: "u", VariantID: "b", Metrics: map[string]float64{"m": 1}, Timestamp: time.Now(),
+	})
+	e.start(t, Config{BatchSize: 10, FlushInterval: 10 * time.Millisecond, Workers: 1})
+	waitFor(t, 10*time.Second, "the valid event", func() bool { return e.count(t, "SELECT count() FROM results") == 1 })
+
+	dl, err := e.bus.JS.OrderedConsumer(t.Context(), eventv1.StreamDeadLetter, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := dl.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		reason := m.Headers().Get(eventv1.HeaderDeadLetterReason)
+		if reason == "" || m.Headers().Get(eventv1.HeaderOriginalStreamSeq) == "" {
+			t.Errorf("dead letter %q lacks reason or sequence headers: %v", m.Data(), m.Headers())
+		}
+		got = append(got, m.Headers().Get(eventv1.HeaderOriginalSubject)+" "+string(m.Data()))
+	}
+	want := []string{eventv1.SubjectResult + " not json", eventv1.SubjectAssignment + ` {"event_id": "x"}`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dead letters = %q, want %q", got, want)
+	}
+	cons := e.consumer(t)
+	waitFor(t, 10*time.Second, "nothing pending", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// TestRedeliveryAfterCrashIsNotDuplicated simulates a process that inserted a
+// batch and died before acknowledging it: the messages come back after
+// AckWait, and the new consumer must acknowledge them without inserting the
+// events a second time.
+func TestRedeliveryAfterCrashIsNotDuplicated(t *testing.T) {
+	e := newEnv(t)
+	const n = 40
+	ts := time.Now().UTC().Truncate(time.Second)
+	for i := range n {
+		e.publish(t, eventv1.SubjectResult, eventv1.Result{
+			EventID: fmt.Sprintf("r%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "b",
+			Metrics: map[string]float64{"m": 1, "k": 2}, Timestamp: ts,
+		})
+		e.publish(t, eventv1.SubjectAssignment, eventv1.Assignment{
+			EventID: fmt.Sprintf("a%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "b", Timestamp: ts,
+		})
+	}
+	cfg := Config{BatchSize: 1000, FlushInterval: 10 * time.Millisecond, Workers: 1, AckWait: 2 * time.Second, InsertTimeout: time.Second}
+	c, err := New(cfg, e.bus.JS, e.conn, e.log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "crashed" process: fetch everything, insert half, never ack.
+	cons, err := e.bus.JS.CreateOrUpdateConsumer(t.Context(), eventv1.Stream, c.consumerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(2*n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	i := 0
+	for m := range batch.Messages() {
+		if i%2 == 0 {
+			if err := b.Add(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		i++
+	}
+	if i != 2*n {
+		t.Fatalf("fetched %d messages, want %d", i, 2*n)
+	}
+	if err := c.writer.Write(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := prometheus.NewRegistry()
+	c2, err := New(cfg, e.bus.JS, e.conn, e.log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c2.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 20*time.Second, "every message acknowledged", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if got := e.count(t, "SELECT count() FROM results"); got != 2*n {
+		t.Errorf("results rows = %d, want %d (each event once, two metrics each)", got, 2*n)
+	}
+	if got := e.count(t, "SELECT count() FROM assignments"); got != n {
+		t.Errorf("assignment rows = %d, want %d", got, n)
+	}
+	if got := e.count(t, "SELECT uniqExact(event_id) FROM results"); got != n {
+		t.Errorf("distinct result events = %d, want %d", got, n)
+	}
+	if dup := testutil.ToFloat64(c2.metrics.duplicates); dup != n {
+		t.Errorf("redelivered duplicates skipped = %v, want %d", dup, n)
+	}
+}
+
+func TestLagIsMeasured(t *testing.T) {
+	e := newEnv(t)
+	e.publish(t, eventv1.SubjectResult, eventv1.Result{
+		EventID: "old", TestID: "t1", UserID: "u", VariantID: "b", Metrics: map[string]float64{"m": 1}, Timestamp: time.Now(),
+	})
+	if err := e.conn.Exec(t.Context(), "RENAME TABLE results TO results_away"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Workers: 1, FlushInterval: 10 * time.Millisecond, LagInterval: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		e.bus.JS, e.conn, e.log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 10*time.Second, "a lag of at least 500ms while inserts fail", func() bool {
+		l, ok := c.Lag()
+		return ok && l.OldestAge >= 500*time.Millisecond && l.Pending+uint64(l.AckPending) >= 1
+	})
+	if err := e.conn.Exec(t.Context(), "RENAME TABLE results_away TO results"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "lag back to zero", func() bool {
+		l, ok := c.Lag()
+		return ok && l.OldestAge == 0 && l.Pending == 0 && l.AckPending == 0
+	})
 }

@@ -3,6 +3,11 @@ package ingest
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
+	events         prometheus.Counter
+	duplicates     prometheus.Counter
+	pending        prometheus.Gauge
+	ackPending     prometheus.Gauge
+	lag            prometheus.Gauge
 	rows           *prometheus.CounterVec
 	failures       *prometheus.CounterVec
 	batchSize      prometheus.Histogram
@@ -11,13 +16,33 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "abacus_ingest_events_total",
+			Help: "Events stored in ClickHouse.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "abacus_ingest_redelivered_duplicates_total",
+			Help: "Redelivered events found already stored and acknowledged without a second insert.",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "abacus_ingest_pending_events",
+			Help: "Events in the stream not yet delivered to ingest.",
+		}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "abacus_ingest_ack_pending_events",
+			Help: "Events delivered to ingest but not yet acknowledged.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "abacus_ingest_lag_seconds",
+			Help: "Age of the oldest event not yet acknowledged (0 when ingest is caught up).",
+		}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "abacus_ingest_rows_total",
 			Help: "Rows inserted into ClickHouse by table.",
 		}, []string{"table"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "abacus_ingest_failures_total",
-			Help: "Ingest failures by reason: invalid (event terminated), insert (batch redelivered).",
+			Help: "Ingest failures by reason: invalid (event dead-lettered), insert (batch redelivered).",
 		}, []string{"reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "abacus_ingest_batch_events",
@@ -30,6 +55,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}),
 	}
-	reg.MustRegister(m.rows, m.failures, m.batchSize, m.insertDuration)
+	reg.MustRegister(m.events, m.duplicates, m.pending, m.ackPending, m.lag, m.rows, m.failures, m.batchSize, m.insertDuration)
 	return m
 }

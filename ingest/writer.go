@@ -48,15 +48,55 @@ func (b *Batch) Add(m jetstream.Msg) error {
 }
 
 func (b *Batch) add(subject string, data []byte, seq uint64) error {
+	ev, err := decode(subject, data)
+	if err != nil {
+		return err
+	}
+	b.append(ev, seq)
+	return nil
+}
+
+// event is one decoded message: an assignment or a result.
+type event struct {
+	assignment *eventv1.Assignment
+	result     *eventv1.Result
+}
+
+// key identifies the event among stored rows: its table, test and id.
+func (e event) key() string {
+	if e.assignment != nil {
+		return "a\x00" + e.assignment.TestID + "\x00" + e.assignment.EventID
+	}
+	return "r\x00" + e.result.TestID + "\x00" + e.result.EventID
+}
+
+// decode parses and validates one message. Its error is permanent.
+func decode(subject string, data []byte) (event, error) {
 	switch subject {
 	case eventv1.SubjectAssignment:
 		var a eventv1.Assignment
 		if err := json.Unmarshal(data, &a); err != nil {
-			return &permanentError{fmt.Errorf("decoding assignment: %w", err)}
+			return event{}, &permanentError{fmt.Errorf("decoding assignment: %w", err)}
 		}
 		if err := a.Validate(); err != nil {
-			return &permanentError{fmt.Errorf("invalid assignment: %w", err)}
+			return event{}, &permanentError{fmt.Errorf("invalid assignment: %w", err)}
 		}
+		return event{assignment: &a}, nil
+	case eventv1.SubjectResult:
+		var r eventv1.Result
+		if err := json.Unmarshal(data, &r); err != nil {
+			return event{}, &permanentError{fmt.Errorf("decoding result: %w", err)}
+		}
+		if err := r.Validate(); err != nil {
+			return event{}, &permanentError{fmt.Errorf("invalid result: %w", err)}
+		}
+		return event{result: &r}, nil
+	}
+	return event{}, &permanentError{fmt.Errorf("unknown subject %q", subject)}
+}
+
+func (b *Batch) append(e event, seq uint64) {
+	if a := e.assignment; a != nil {
 		c := &b.assignments
 		c.testID = append(c.testID, a.TestID)
 		c.variantID = append(c.variantID, a.VariantID)
@@ -64,29 +104,20 @@ func (b *Batch) add(subject string, data []byte, seq uint64) error {
 		c.eventID = append(c.eventID, a.EventID)
 		c.eventTime = append(c.eventTime, a.Timestamp.UTC())
 		c.streamSeq = append(c.streamSeq, seq)
-	case eventv1.SubjectResult:
-		var r eventv1.Result
-		if err := json.Unmarshal(data, &r); err != nil {
-			return &permanentError{fmt.Errorf("decoding result: %w", err)}
-		}
-		if err := r.Validate(); err != nil {
-			return &permanentError{fmt.Errorf("invalid result: %w", err)}
-		}
-		c := &b.results
-		for name, v := range r.Metrics {
-			c.testID = append(c.testID, r.TestID)
-			c.variantID = append(c.variantID, r.VariantID)
-			c.userID = append(c.userID, r.UserID)
-			c.metric = append(c.metric, name)
-			c.value = append(c.value, v)
-			c.eventID = append(c.eventID, r.EventID)
-			c.eventTime = append(c.eventTime, r.Timestamp.UTC())
-			c.streamSeq = append(c.streamSeq, seq)
-		}
-	default:
-		return &permanentError{fmt.Errorf("unknown subject %q", subject)}
+		return
 	}
-	return nil
+	r := e.result
+	c := &b.results
+	for name, v := range r.Metrics {
+		c.testID = append(c.testID, r.TestID)
+		c.variantID = append(c.variantID, r.VariantID)
+		c.userID = append(c.userID, r.UserID)
+		c.metric = append(c.metric, name)
+		c.value = append(c.value, v)
+		c.eventID = append(c.eventID, r.EventID)
+		c.eventTime = append(c.eventTime, r.Timestamp.UTC())
+		c.streamSeq = append(c.streamSeq, seq)
+	}
 }
 
 // Rows returns the number of assignment and result rows in the batch.
@@ -123,6 +154,49 @@ func (w *Writer) Write(ctx context.Context, b *Batch) error {
 	}
 	w.metrics.insertDuration.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// stored returns the keys (event.key) of those events that ClickHouse
+// already holds. It is asked only about redelivered messages, whose earlier
+// delivery may have been inserted before the process died or the ack was
+// lost. The queries filter on test_id, the head of both tables' sort key.
+func (w *Writer) stored(ctx context.Context, events []event) (map[string]bool, error) {
+	type ids struct{ tests, events []string }
+	var asg, res ids
+	for _, e := range events {
+		if a := e.assignment; a != nil {
+			asg.tests, asg.events = append(asg.tests, a.TestID), append(asg.events, a.EventID)
+		} else {
+			res.tests, res.events = append(res.tests, e.result.TestID), append(res.events, e.result.EventID)
+		}
+	}
+	out := map[string]bool{}
+	for _, q := range []struct {
+		table, prefix string
+		ids           ids
+	}{{"assignments", "a", asg}, {"results", "r", res}} {
+		if len(q.ids.events) == 0 {
+			continue
+		}
+		rows, err := w.conn.Query(ctx, "SELECT DISTINCT test_id, event_id FROM "+q.table+
+			" WHERE test_id IN (SELECT arrayJoin(?)) AND event_id IN (SELECT arrayJoin(?))", q.ids.tests, q.ids.events)
+		if err != nil {
+			return nil, fmt.Errorf("looking up redelivered events in %s: %w", q.table, err)
+		}
+		for rows.Next() {
+			var test, id string
+			if err := rows.Scan(&test, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("looking up redelivered events in %s: %w", q.table, err)
+			}
+			out[q.prefix+"\x00"+test+"\x00"+id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("looking up redelivered events in %s: %w", q.table, err)
+		}
+	}
+	return out, nil
 }
 
 // insert sends one batch, appending column by column (faster than row by

@@ -172,6 +172,39 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 
+	// Ingest is built first so that the API's /readyz can show its lag.
+	var cons *ingest.Consumer
+	if cfg.has(roleIngest) {
+		cons, err = ingest.New(ingest.Config{
+			BatchSize:       cfg.IngestBatchSize,
+			FlushInterval:   cfg.IngestFlushInterval,
+			Workers:         cfg.IngestWorkers,
+			MaxAckPending:   cfg.IngestMaxAckPending,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+		}, bus.JS, conn, log.With("component", "ingest"), reg)
+		if err != nil {
+			return err
+		}
+	}
+	checks := []api.Check{
+		{Name: "nats", Func: bus.Ping},
+		{Name: "clickhouse", Func: conn.Ping},
+		{Name: "registry", Func: func(context.Context) error {
+			if !store.Ready() {
+				return errors.New("test definitions not loaded yet")
+			}
+			return nil
+		}},
+	}
+	if cons != nil {
+		checks = append(checks, api.Check{Name: "ingest_lag", Details: func() any {
+			if l, ok := cons.Lag(); ok {
+				return l
+			}
+			return nil
+		}})
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.has(roleAPI) {
 		srv, err := api.New(api.Config{
@@ -185,36 +218,17 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			Publisher: bus.JS,
 			Requester: bus.NC,
 			Reports:   reportsKV,
-			Checks: []api.Check{
-				{Name: "nats", Func: bus.Ping},
-				{Name: "clickhouse", Func: conn.Ping},
-				{Name: "registry", Func: func(context.Context) error {
-					if !store.Ready() {
-						return errors.New("test definitions not loaded yet")
-					}
-					return nil
-				}},
-			},
-			Logger:   log.With("component", "api"),
-			Metrics:  reg,
-			Gatherer: reg,
+			Checks:    checks,
+			Logger:    log.With("component", "api"),
+			Metrics:   reg,
+			Gatherer:  reg,
 		})
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return srv.Run(ctx) })
 	}
-	if cfg.has(roleIngest) {
-		cons, err := ingest.New(ingest.Config{
-			BatchSize:       cfg.IngestBatchSize,
-			FlushInterval:   cfg.IngestFlushInterval,
-			Workers:         cfg.IngestWorkers,
-			MaxAckPending:   cfg.IngestMaxAckPending,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-		}, bus.JS, conn, log.With("component", "ingest"), reg)
-		if err != nil {
-			return err
-		}
+	if cons != nil {
 		g.Go(func() error { return cons.Run(ctx) })
 	}
 	if cfg.has(roleAnalyzer) {

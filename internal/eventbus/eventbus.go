@@ -26,6 +26,8 @@ const (
 	BucketTests = "AB_TESTS"
 	// BucketReports holds the latest analysis report of each test, keyed by test id.
 	BucketReports = "AB_REPORTS"
+	// BucketKeys holds API key records (digests, never plaintext), keyed by key id.
+	BucketKeys = "AB_KEYS"
 )
 
 // Config says where NATS is.
@@ -169,9 +171,23 @@ func (b *Bus) Provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provisioning stream %s: %w", eventv1.Stream, err)
 	}
+	_, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        eventv1.StreamDeadLetter,
+		Description: "Abacus events that ingest could not store, with the reason in a header",
+		Subjects:    []string{eventv1.SubjectDeadLetter},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      30 * 24 * time.Hour,
+		MaxBytes:    1 << 30,
+		Discard:     jetstream.DiscardOld,
+		Replicas:    b.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("provisioning stream %s: %w", eventv1.StreamDeadLetter, err)
+	}
 	for _, kv := range []jetstream.KeyValueConfig{
 		{Bucket: BucketTests, Description: "Abacus test definitions", History: 5},
 		{Bucket: BucketReports, Description: "Abacus latest analysis reports", History: 1},
+		{Bucket: BucketKeys, Description: "Abacus API keys (digests only)", History: 10},
 	} {
 		kv.Storage = jetstream.FileStorage
 		kv.Replicas = b.cfg.Replicas

@@ -28,6 +28,16 @@ const (
 	SubjectAll = "ab.>"
 	// ConsumerIngest is the durable pull consumer that stores events in ClickHouse.
 	ConsumerIngest = "ingest-clickhouse"
+
+	// StreamDeadLetter keeps events that ingest could not store because they
+	// are malformed, with the reason, for an operator to inspect.
+	StreamDeadLetter = "AB_DEADLETTER"
+	// SubjectDeadLetter carries a poison event's original payload unchanged.
+	SubjectDeadLetter = "ab.deadletter.v1"
+	// Headers of a dead-lettered message.
+	HeaderDeadLetterReason  = "Abacus-Deadletter-Reason"
+	HeaderOriginalSubject   = "Abacus-Original-Subject"
+	HeaderOriginalStreamSeq = "Abacus-Original-Stream-Seq"
 )
 
 // Assignment records that a user was assigned (and exposed) to a variant.
