@@ -8,19 +8,45 @@
 //
 // Ack rules:
 //   - decoded and inserted: Ack.
-//   - undecodable or failing validation (a permanent error): Term, counted in
-//     abacus_ingest_failures_total{reason="invalid"}; it never blocks the stream.
+//   - undecodable or failing validation (a permanent error): copied with the
+//     reason to the AB_DEADLETTER stream, counted in
+//     abacus_ingest_failures_total{reason="invalid"}, then Term; it never
+//     blocks the stream. If the copy cannot be stored the message is naked
+//     instead, so a poison event is never dropped without a trace.
 //   - ClickHouse error (transient): NakWithDelay with a growing backoff, so
 //     JetStream redelivers the whole batch when ClickHouse is back.
 //
-// Delivery into ClickHouse is at least once: a process killed between the
-// insert and the acks, or an ack lost on the way, makes JetStream redeliver
-// messages that are already stored. Every row keeps its event_id and
-// stream_seq so that duplicates can be found; the analyzer counts each
-// event_id once.
+// # Counting each event once
+//
+// An event acknowledged to a client is counted once, by three mechanisms,
+// one per place where a copy can appear:
+//
+//  1. Client retries. The API publishes every event with its event_id as the
+//     JetStream message id; a retry inside the stream's duplicate window
+//     (two minutes) is dropped by JetStream and reported as a duplicate.
+//  2. Redelivery. JetStream redelivers a message whose ack did not arrive
+//     within AckWait: its process died after the insert, or the ack was lost.
+//     Such a message carries NumDelivered > 1. Before inserting redelivered
+//     messages, ingest asks ClickHouse which of their (test_id, event_id)
+//     pairs are stored and acknowledges those without inserting them again.
+//     The lookup is sound because a redelivery happens only after AckWait,
+//     and every insert is bounded by InsertTimeout < AckWait: by then the
+//     earlier insert has either committed (and is visible) or failed. A
+//     ClickHouse insert of one block is atomic, and all rows of one event are
+//     in one block (one batch, one partition), so an event is never half
+//     stored. The lookup reads only the sort-key prefix test_id and happens
+//     only for redeliveries (crashes, outages), never on the hot path.
+//  3. Everything else (a client retry after the duplicate window, a
+//     redelivery racing an insert slower than AckWait): the analyzer counts
+//     each event_id once when it aggregates (GROUP BY event_id before any
+//     per-user step), so a stored duplicate cannot change a result.
+//
+// This holds on ClickHouse 18.16 and on current releases alike: it relies on
+// neither ReplacingMergeTree merges (which happen at an unknown time) nor
+// insert-block deduplication (which 18.16 offers only for replicated tables).
 //
 // Shutdown: Run stops fetching when its context is done, finishes the batch
-// in hand (insert and acks, bounded by ShutdownTimeout) and returns after
+// in hand (insert and acks, each bounded by InsertTimeout) and returns after
 // every worker has exited.
 //
 // The package never serves HTTP and never computes statistics; it does not
