@@ -13,8 +13,24 @@
 // timeout, and returns.
 //
 // Counting rules: a result event is counted once per event_id (ingest
-// delivers at least once); a user's several values of a metric are averaged
-// into one value per user, and users are the unit of analysis.
+// delivers at least once), and users are the unit of analysis. A continuous
+// metric's value for a user is the mean of their results, and users without
+// a result are left out; a binary metric's value is 1 when any of their
+// results is non-zero, and every assigned user without a result counts as 0
+// (the assignments table is joined in ClickHouse). A winsorized metric caps
+// per-user values at ClickHouse's quantileExact of all users' values.
+//
+// Decisions (report.go): Welch's t-test or the unpooled two-proportion
+// z-test per treatment against control, Fieller intervals for relative
+// lifts, Holm (default) or Benjamini-Hochberg adjusted p-values per metric,
+// the winner on adjusted p-values in the metric's direction, withheld on a
+// sample ratio mismatch (chi-square p < 0.001) or a guardrail violation.
+//
+// Every run also writes a snapshot of each metric and variant into the
+// analysis_snapshots table; the analyzer answers history and power
+// requests (eventv1.SubjectHistory, eventv1.SubjectPower) for the API, which
+// holds neither statistics nor ClickHouse access. Concurrent requests for
+// one test share one computation (singleflight).
 //
 // The package does not serve HTTP and does not consume JetStream events; it
 // does not import api or ingest.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/schemas/eventv1"
@@ -74,6 +76,8 @@ type Runner struct {
 	nc      *nats.Conn
 	log     *slog.Logger
 	now     func() time.Time
+	// flight makes concurrent requests for one test share one computation.
+	flight singleflight.Group
 
 	runs     *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -107,20 +111,40 @@ func NewRunner(cfg Config, conn driver.Conn, t tests, reports reportStore, nc *n
 func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.cfg.Concurrency)
-	sub, err := r.nc.QueueSubscribe(eventv1.SubjectAnalyze, eventv1.QueueAnalyzers, func(m *nats.Msg) {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
+	var subs []*nats.Subscription
+	unsubscribe := func() {
+		for _, sub := range subs {
+			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				r.log.Warn("unsubscribing analyzer", "subject", sub.Subject, "err", err)
+			}
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			r.serve(ctx, m)
-		}()
-	})
-	if err != nil {
-		return fmt.Errorf("subscribing to %s: %w", eventv1.SubjectAnalyze, err)
+	}
+	for _, h := range []struct {
+		subject string
+		serve   func(context.Context, *nats.Msg)
+	}{
+		{eventv1.SubjectAnalyze, r.serve},
+		{eventv1.SubjectPower, r.servePower},
+		{eventv1.SubjectHistory, r.serveHistory},
+	} {
+		sub, err := r.nc.QueueSubscribe(h.subject, eventv1.QueueAnalyzers, func(m *nats.Msg) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				h.serve(ctx, m)
+			}()
+		})
+		if err != nil {
+			unsubscribe()
+			wg.Wait()
+			return fmt.Errorf("subscribing to %s: %w", h.subject, err)
+		}
+		subs = append(subs, sub)
 	}
 	r.log.Info("analyzer started", "interval", r.cfg.Interval)
 
@@ -129,9 +153,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-				r.log.Warn("unsubscribing analyzer", "err", err)
-			}
+			unsubscribe()
 			wg.Wait()
 			r.log.Info("analyzer stopped")
 			return nil
@@ -183,30 +205,40 @@ func (r *Runner) storedAt(ctx context.Context, testID string) (time.Time, error)
 	return head.ComputedAt, err
 }
 
+// requestedTest decodes a request into req, whose test id testID points
+// into, and returns the test. On failure it has replied with the error.
+func (r *Runner) requestedTest(ctx context.Context, m *nats.Msg, req any, testID *string, what string) (*experiment.Test, bool) {
+	if err := json.Unmarshal(m.Data, req); err != nil || *testID == "" {
+		r.replyError(m, http.StatusBadRequest, "malformed "+what+" request")
+		return nil, false
+	}
+	t, err := r.tests.Get(ctx, *testID)
+	if errors.Is(err, experiment.ErrNotFound) {
+		r.replyError(m, http.StatusNotFound, "test not found")
+		return nil, false
+	}
+	if err != nil {
+		r.log.Error("reading test for "+what, "experiment_id", *testID, "err", err)
+		r.replyError(m, http.StatusServiceUnavailable, "reading the test failed")
+		return nil, false
+	}
+	return t, true
+}
+
 // serve answers one analysis request.
 func (r *Runner) serve(ctx context.Context, m *nats.Msg) {
 	var req eventv1.AnalyzeRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil || req.TestID == "" {
-		r.replyError(m, http.StatusBadRequest, "malformed analysis request")
+	t, ok := r.requestedTest(ctx, m, &req, &req.TestID, "analysis")
+	if !ok {
 		return
 	}
-	t, err := r.tests.Get(ctx, req.TestID)
-	if errors.Is(err, experiment.ErrNotFound) {
-		r.replyError(m, http.StatusNotFound, "test not found")
-		return
-	}
-	if err != nil {
-		r.log.Error("reading test for analysis", "experiment_id", req.TestID, "err", err)
-		r.replyError(m, http.StatusServiceUnavailable, "reading the test failed")
-		return
-	}
-	data, err := r.analyzeJSON(ctx, t, "request")
+	v, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "request") })
 	if err != nil {
 		r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
 		r.replyError(m, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if err := m.Respond(data); err != nil {
+	if err := m.Respond(v.([]byte)); err != nil {
 		r.log.Debug("replying to analysis request", "err", err)
 	}
 }
@@ -236,7 +268,7 @@ func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
 	defer cancel()
 	now := r.now()
-	d, err := load(ctx, r.conn, t.ID)
+	d, err := load(ctx, r.conn, t)
 	if err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
 		return nil, nil, err
@@ -251,8 +283,60 @@ func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string
 		r.runs.WithLabelValues(trigger, "error").Inc()
 		return nil, nil, fmt.Errorf("storing report: %w", err)
 	}
+	// The history is best effort: a failed snapshot loses one point of a
+	// dashboard's series, not the report.
+	if err := writeSnapshot(ctx, r.conn, rep, trigger); err != nil {
+		r.log.Error("writing the analysis snapshot", "experiment_id", t.ID, "err", err)
+	}
 	r.runs.WithLabelValues(trigger, "ok").Inc()
 	r.duration.Observe(time.Since(start).Seconds())
 	r.log.Debug("test analyzed", "experiment_id", t.ID, "trigger", trigger, "decision", rep.Decision)
 	return rep, data, nil
+}
+
+// servePower answers a power calculation request.
+func (r *Runner) servePower(_ context.Context, m *nats.Msg) {
+	resp, err := Plan(m.Data)
+	if err != nil {
+		r.replyError(m, http.StatusBadRequest, strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
+		return
+	}
+	r.reply(m, resp)
+}
+
+// serveHistory answers a history request.
+func (r *Runner) serveHistory(ctx context.Context, m *nats.Msg) {
+	var req eventv1.HistoryRequest
+	t, ok := r.requestedTest(ctx, m, &req, &req.TestID, "history")
+	if !ok {
+		return
+	}
+	metric := req.Metric
+	if metric == "" {
+		metric = t.PrimaryMetric
+	}
+	if !experiment.ValidID(metric) {
+		r.replyError(m, http.StatusBadRequest, "metric is not a valid metric name")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
+	defer cancel()
+	h, err := loadHistory(ctx, r.conn, t, metric)
+	if err != nil {
+		r.log.Error("reading the history", "experiment_id", t.ID, "err", err)
+		r.replyError(m, http.StatusInternalServerError, err.Error())
+		return
+	}
+	r.reply(m, h)
+}
+
+func (r *Runner) reply(m *nats.Msg, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		r.replyError(m, http.StatusInternalServerError, "encoding the reply failed")
+		return
+	}
+	if err := m.Respond(data); err != nil {
+		r.log.Debug("replying to a request", "subject", m.Subject, "err", err)
+	}
 }

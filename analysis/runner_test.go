@@ -75,16 +75,8 @@ func TestAnalyzeMatchesSciPy(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn, _ := chdbtest.Conn(t)
-	s := eventbustest.RunServer(t)
+	bus := eventbustest.Connect(t, eventbustest.RunServer(t))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus, err := eventbus.Connect(t.Context(), eventbus.Config{URL: s.ClientURL()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
-	if err := bus.Provision(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 
 	def := &experiment.Test{
 		ID: "ref-test", Name: "reference", Type: experiment.TypeModel,

@@ -89,9 +89,15 @@ func (s *Server) requestAnalysis(ctx context.Context, testID string) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
+	return s.askAnalyzer(ctx, eventv1.SubjectAnalyze, body)
+}
+
+// askAnalyzer sends one request to the analyzers' queue group and maps the
+// reply's error headers to HTTP errors.
+func (s *Server) askAnalyzer(ctx context.Context, subject string, body []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AnalyzeTimeout)
 	defer cancel()
-	reply, err := s.req.RequestMsgWithContext(ctx, &nats.Msg{Subject: eventv1.SubjectAnalyze, Data: body})
+	reply, err := s.req.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Data: body})
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, unavailable("no analyzer is running: start abacus serve with the analyzer target", err)

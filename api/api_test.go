@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/internal/eventbus"
 	"github.com/abacus-ab/abacus/internal/eventbus/eventbustest"
 	"github.com/abacus-ab/abacus/internal/registry"
@@ -41,12 +42,17 @@ type harness struct {
 	bus  *eventbus.Bus
 	api  *Server
 	http *httptest.Server
+	// keys is the API key store; key, an admin key ("*") that do sends.
+	keys *auth.Store
+	key  string
+	logs *logBuffer // everything the server logged, at debug level
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	s := eventbustest.RunServer(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	bus, err := eventbus.Connect(t.Context(), eventbus.Config{URL: s.ClientURL()}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -71,11 +77,13 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err := store.WaitReady(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, Deps{Registry: store, Publisher: bus.JS, Requester: bus.NC, Reports: reportsKV, Logger: log})
+	keys := startKeys(t, bus, log)
+	a, err := New(cfg, Deps{Registry: store, Publisher: bus.JS, Requester: bus.NC, Reports: reportsKV, Logger: log, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, srv: s, bus: bus, api: a, http: httptest.NewServer(a.Handler())}
+	h := &harness{t: t, srv: s, bus: bus, api: a, http: httptest.NewServer(a.Handler()), keys: keys, logs: logs}
+	h.key = h.newKey("*")
 	t.Cleanup(h.http.Close)
 	return h
 }
@@ -105,6 +113,9 @@ func (h *harness) doRaw(method, path, contentType, body string) (int, []byte) {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if h.key != "" {
+		req.Header.Set(HeaderAPIKey, h.key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -174,6 +185,10 @@ func TestCreateValidation(t *testing.T) {
 		{name: "confidence 1.5", body: mutate(`"primary_metric"`, `"confidence_level": 1.5, "primary_metric"`), wantCode: 400, wantField: "confidence_level"},
 		{name: "too large", body: mutate(`"steps": 3`, `"steps": "`+strings.Repeat("x", 5000)+`"`), wantCode: 413},
 		{name: "huge number", body: mutate(`"traffic_percentage": 50}`, `"traffic_percentage": 1e400}`), wantCode: 400, wantField: "variants.traffic_percentage"},
+		{name: "declared metrics", body: mutate(`"primary_metric"`, `"metrics": [{"name": "conversion", "type": "binary"}, {"name": "latency", "direction": "decrease", "role": "guardrail"}, {"name": "revenue", "winsorize_percentile": 99}], "multiple_comparison": "benjamini_hochberg", "primary_metric"`), wantCode: 201},
+		{name: "bad metric type", body: mutate(`"primary_metric"`, `"metrics": [{"name": "latency", "type": "count"}], "primary_metric"`), wantCode: 400, wantField: "metrics[0].type"},
+		{name: "unknown metric field", body: mutate(`"primary_metric"`, `"metrics": [{"name": "latency", "kind": "x"}], "primary_metric"`), wantCode: 400, wantField: "kind"},
+		{name: "bad correction", body: mutate(`"primary_metric"`, `"multiple_comparison": "bonferroni", "primary_metric"`), wantCode: 400, wantField: "multiple_comparison"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gopkg.in/yaml.v3"
 
+	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/schemas"
 )
 
@@ -87,7 +88,7 @@ func specOps(t *testing.T, doc map[string]any) []specOp {
 func newSpecServer(t *testing.T) *Server {
 	t.Helper()
 	// No request reaches the registry, the event bus or the analyzer here.
-	srv, err := New(Config{}, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Config{AuthDisabled: true}, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,4 +302,43 @@ func specResolve(doc map[string]any, node any) any {
 		}
 	}
 	return cur
+}
+
+// TestOpenAPISecurityMatchesRoutes checks that each operation documents the
+// permission the route table enforces: x-permission and a key requirement
+// for protected routes, an empty security list for public ones.
+func TestOpenAPISecurityMatchesRoutes(t *testing.T) {
+	srv := newSpecServer(t)
+	doc := loadSpec(t)
+	schemes, _ := specResolve(doc, map[string]any{"$ref": "#/components/securitySchemes"}).(map[string]any)
+	if schemes["ApiKeyHeader"] == nil || schemes["BearerAuth"] == nil {
+		t.Fatalf("components.securitySchemes = %v, want ApiKeyHeader and BearerAuth", schemes)
+	}
+	for _, op := range specOps(t, doc) {
+		perm, ok := srv.Permission(op.method, echoPath(op.path))
+		if !ok {
+			continue // TestOpenAPIMatchesRoutes reports it
+		}
+		where := op.method + " " + op.path
+		sec, hasSec := op.op["security"].([]any)
+		xp, _ := op.op["x-permission"].(string)
+		if perm == auth.Public {
+			if !hasSec || len(sec) != 0 || xp != "" {
+				t.Errorf("%s is public: want security: [] and no x-permission, got %v and %q", where, op.op["security"], xp)
+			}
+			continue
+		}
+		if xp != string(perm) {
+			t.Errorf("%s: x-permission = %q, want %q", where, xp, perm)
+		}
+		if len(sec) != 2 {
+			t.Errorf("%s: security = %v, want ApiKeyHeader or BearerAuth", where, op.op["security"])
+		}
+		resp, _ := op.op["responses"].(map[string]any)
+		for _, code := range []string{"401", "403"} {
+			if resp[code] == nil {
+				t.Errorf("%s does not document %s", where, code)
+			}
+		}
+	}
 }

@@ -5,29 +5,41 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/schemas"
 )
 
-// routes is the route table: every endpoint of the API, in one place.
-// schemas/openapi.yaml describes each of them; a test keeps the two in step.
+// routes is the route table: every endpoint of the API, in one place, with
+// the permission an API key needs to call it (see authenticate; the README
+// lists them). schemas/openapi.yaml describes each of them; tests keep the
+// two in step, and New fails on a route added without s.handle.
 func (s *Server) routes() {
-	e := s.e
-	e.Use(s.metricsMiddleware, s.recoverMiddleware, securityHeaders)
+	s.e.Use(s.metricsMiddleware, s.recoverMiddleware, securityHeaders, s.authenticate)
 
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metrics.handler())
-	e.GET("/openapi.yaml", serveOpenAPI)
+	s.handle(http.MethodGet, "/healthz", auth.Public, s.healthz)
+	s.handle(http.MethodGet, "/readyz", auth.Public, s.readyz)
+	s.handle(http.MethodGet, "/metrics", auth.Public, s.metrics.handler())
+	s.handle(http.MethodGet, "/openapi.yaml", auth.Public, serveOpenAPI)
 
-	g := e.Group("/api/ab-testing")
-	g.POST("/tests", s.createTest)
-	g.GET("/tests", s.listTests)
-	g.GET("/tests/:test_id", s.getTest)
-	g.POST("/tests/:test_id/start", s.startTest)
-	g.POST("/tests/:test_id/stop", s.stopTest)
-	g.POST("/tests/:test_id/assign", s.assign)
-	g.POST("/tests/:test_id/record", s.record)
-	g.GET("/tests/:test_id/analyze", s.analyze)
+	const t = "/api/ab-testing/tests"
+	s.handle(http.MethodPost, t, auth.TestsCreate, s.createTest)
+	s.handle(http.MethodGet, t, auth.TestsRead, s.listTests)
+	s.handle(http.MethodGet, t+"/:test_id", auth.TestsRead, s.getTest)
+	s.handle(http.MethodPost, t+"/:test_id/start", auth.TestsManage, s.startTest)
+	s.handle(http.MethodPost, t+"/:test_id/stop", auth.TestsManage, s.stopTest)
+	s.handle(http.MethodPost, t+"/:test_id/assign", auth.TestsAssign, s.assign)
+	s.handle(http.MethodPost, t+"/:test_id/record", auth.TestsRecord, s.record)
+	s.handle(http.MethodGet, t+"/:test_id/analyze", auth.TestsAnalyze, s.analyze)
+	s.handle(http.MethodGet, t+"/:test_id/analyze/history", auth.TestsAnalyze, s.analyzeHistory)
+	s.handle(http.MethodPost, "/api/ab-testing/power", auth.TestsAnalyze, s.power)
+	s.handle(http.MethodPost, "/api/ab-testing/events", auth.TestsRecord, s.ingestBatch)
+
+	const k = "/api/admin/keys"
+	s.handle(http.MethodPost, k, auth.AdminKeys, s.createKey)
+	s.handle(http.MethodGet, k, auth.AdminKeys, s.listKeys)
+	s.handle(http.MethodGet, k+"/:key_id", auth.AdminKeys, s.getKey)
+	s.handle(http.MethodDelete, k+"/:key_id", auth.AdminKeys, s.revokeKey)
+	s.handle(http.MethodPost, k+"/:key_id/rotate", auth.AdminKeys, s.rotateKey)
 }
 
 func serveOpenAPI(c echo.Context) error {

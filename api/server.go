@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/auth"
 )
 
 // Config configures the HTTP server.
@@ -33,6 +34,9 @@ type Config struct {
 	ReportMaxAge time.Duration
 	// ShutdownTimeout bounds the drain of in-flight requests.
 	ShutdownTimeout time.Duration
+	// AuthDisabled serves every route without an API key (ENVIRONMENT=
+	// development); every response then carries an X-Abacus-Warning header.
+	AuthDisabled bool
 }
 
 func (c *Config) setDefaults() {
@@ -109,6 +113,9 @@ type Deps struct {
 	// Metrics registers the server's collectors; Gatherer serves /metrics.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
+	// Keys verifies and manages API keys (an *auth.Store); required unless
+	// Config.AuthDisabled.
+	Keys keyStore
 }
 
 // Server is the Abacus HTTP API.
@@ -117,6 +124,7 @@ type Server struct {
 	e        *echo.Echo
 	reg      testRegistry
 	pub      publisher
+	async    asyncPublisher // batches; nil when the publisher cannot publish asynchronously
 	req      requester
 	reports  reportReader
 	checks   []Check
@@ -124,6 +132,11 @@ type Server struct {
 	metrics  *metrics
 	stopping atomic.Bool
 	now      func() time.Time
+
+	keys         keyStore
+	perms        map[routeKey]auth.Permission // the route table's permissions
+	routeErrs    []error
+	authFailures *prometheus.CounterVec
 }
 
 // New builds the server and its route table.
@@ -146,6 +159,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 		log:     d.Logger,
 		metrics: newMetrics(d.Metrics, d.Gatherer),
 		now:     time.Now,
+
+		keys:         d.Keys,
+		perms:        make(map[routeKey]auth.Permission),
+		authFailures: newAuthFailures(d.Metrics),
+	}
+	if d.Keys == nil && !cfg.AuthDisabled {
+		return nil, errors.New("no API key store: set Deps.Keys, or Config.AuthDisabled for development")
+	}
+	if ap, ok := d.Publisher.(asyncPublisher); ok {
+		s.async = ap
 	}
 	e := echo.New()
 	e.HideBanner = true
@@ -153,6 +176,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	e.HTTPErrorHandler = errorHandler(s.log)
 	s.e = e
 	s.routes()
+	if err := s.checkRoutes(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

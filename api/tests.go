@@ -24,6 +24,11 @@ type createTestRequest struct {
 	PrimaryMetric    string               `json:"primary_metric"`
 	MinSampleSize    *int64               `json:"min_sample_size"`
 	ConfidenceLevel  *float64             `json:"confidence_level"`
+
+	// Metrics declares how metrics are analysed; MultipleComparison is holm
+	// (default) or benjamini_hochberg.
+	Metrics            []experiment.Metric `json:"metrics"`
+	MultipleComparison string              `json:"multiple_comparison"`
 }
 
 func (s *Server) createTest(c echo.Context) error {
@@ -44,6 +49,7 @@ func (s *Server) createTest(c echo.Context) error {
 		CreatedAt:        now,
 		UpdatedAt:        now,
 	}
+	t.Metrics, t.MultipleComparison = req.Metrics, req.MultipleComparison
 	if req.MinSampleSize != nil {
 		if *req.MinSampleSize < 2 {
 			return experiment.Invalid("min_sample_size", "must be at least 2")

@@ -115,6 +115,14 @@ type Test struct {
 	UpdatedAt        time.Time  `json:"updated_at"`
 	StartedAt        *time.Time `json:"started_at,omitempty"`
 	StoppedAt        *time.Time `json:"stopped_at,omitempty"`
+
+	// Metrics declares how metrics are analysed (see Metric); undeclared
+	// metrics get MetricSpec's defaults.
+	Metrics []Metric `json:"metrics,omitempty"`
+	// MultipleComparison is the correction of the p-values of several
+	// variants against control: holm (the default when empty) or
+	// benjamini_hochberg.
+	MultipleComparison string `json:"multiple_comparison,omitempty"`
 }
 
 // idPattern is what test, variant and user ids and metric names may contain:
@@ -157,6 +165,7 @@ func (t *Test) SetDefaults() {
 	if t.Status == "" {
 		t.Status = StatusDraft
 	}
+	t.setMetricDefaults()
 	for i := range t.Variants {
 		if t.Variants[i].Configuration == nil {
 			t.Variants[i].Configuration = map[string]any{}
@@ -212,7 +221,7 @@ func (t *Test) Validate() error {
 	if !seen[t.ControlVariantID] {
 		return Invalid("control_variant_id", "must name one of the variants")
 	}
-	return nil
+	return t.validateMetrics()
 }
 
 // Variant returns the variant with the given id.

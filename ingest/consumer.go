@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -60,7 +61,7 @@ func (c *Config) setDefaults() {
 		c.MaxAckPending = 4 * c.BatchSize * c.Workers
 	}
 	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 30 * time.Second
+		c.MaxBackoff = 5 * time.Second
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
@@ -98,6 +99,10 @@ type Consumer struct {
 	log     *slog.Logger
 	metrics *metrics
 	lag     lagState
+
+	// suspectUpTo is the high-water mark read at start: messages at or
+	// below it may already be in ClickHouse. -1 until it has been read.
+	suspectUpTo atomic.Int64
 }
 
 // New returns a consumer. Call Run to start it.
@@ -107,7 +112,9 @@ func New(cfg Config, js jetstream.JetStream, conn driver.Conn, log *slog.Logger,
 		return nil, err
 	}
 	m := newMetrics(reg)
-	return &Consumer{cfg: cfg, js: js, writer: &Writer{conn: conn, metrics: m}, log: log, metrics: m}, nil
+	c := &Consumer{cfg: cfg, js: js, writer: &Writer{conn: conn, metrics: m}, log: log, metrics: m}
+	c.suspectUpTo.Store(-1)
+	return c, nil
 }
 
 // ConsumerConfig is the durable consumer that every ingest process shares.
@@ -210,12 +217,14 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 			continue
 		}
 		p := pending{msg: m, ev: ev}
+		suspect := true
 		if md, err := m.Metadata(); err == nil {
 			p.seq = md.Sequence.Stream
-			if md.NumDelivered > 1 {
-				redelivered = append(redelivered, p)
-				continue
-			}
+			suspect = md.NumDelivered > 1 || c.maybeStored(ctx, p.seq)
+		}
+		if suspect {
+			redelivered = append(redelivered, p)
+			continue
 		}
 		fresh = append(fresh, p)
 	}
@@ -251,12 +260,17 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		}
 	}
 	var b Batch
+	var top uint64
 	for _, p := range fresh {
 		b.append(p.ev, p.seq)
+		top = max(top, p.seq)
 	}
 	if len(fresh) > 0 {
 		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
-		err := c.writer.Write(ictx, &b)
+		err := c.writer.recordIntent(ictx, eventv1.ConsumerIngest, top)
+		if err == nil {
+			err = c.writer.Write(ictx, &b)
+		}
 		cancel()
 		if err != nil {
 			c.metrics.failures.WithLabelValues("insert").Inc()
@@ -278,6 +292,26 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 	c.metrics.events.Add(float64(len(fresh)))
 	c.metrics.batchSize.Observe(float64(len(fresh)))
 	return nil
+}
+
+// maybeStored reports whether a message with stream sequence seq may have
+// been inserted by an earlier process: it is at or below the high-water mark
+// of intents recorded before this consumer started. Until that mark has been
+// read every message counts as suspect.
+func (c *Consumer) maybeStored(ctx context.Context, seq uint64) bool {
+	mark := c.suspectUpTo.Load()
+	if mark < 0 {
+		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
+		hw, err := c.writer.highWater(ictx, eventv1.ConsumerIngest)
+		cancel()
+		if err != nil {
+			c.log.Warn("reading the ingest high-water mark; treating messages as possibly stored", "err", err)
+			return true
+		}
+		c.suspectUpTo.CompareAndSwap(-1, int64(hw))
+		mark = c.suspectUpTo.Load()
+	}
+	return seq <= uint64(mark)
 }
 
 // deadLetter copies a poison message, with the reason, to the dead-letter

@@ -26,9 +26,15 @@
 //     (two minutes) is dropped by JetStream and reported as a duplicate.
 //  2. Redelivery. JetStream redelivers a message whose ack did not arrive
 //     within AckWait: its process died after the insert, or the ack was lost.
-//     Such a message carries NumDelivered > 1. Before inserting redelivered
-//     messages, ingest asks ClickHouse which of their (test_id, event_id)
-//     pairs are stored and acknowledges those without inserting them again.
+//     Such a message carries NumDelivered > 1 -- unless the NATS server died
+//     too (the embedded server dies with its process) and lost the record of
+//     the delivery. So before every insert ingest also writes the batch's
+//     highest stream sequence to the ingest_intents table, and at start it
+//     reads the highest one recorded: a message is suspect when it was
+//     redelivered or its sequence is at or below that mark. Before inserting
+//     suspect messages, ingest asks ClickHouse which of their (test_id,
+//     event_id) pairs are stored and acknowledges those without inserting
+//     them again.
 //     The lookup is sound because a redelivery happens only after AckWait,
 //     and every insert is bounded by InsertTimeout < AckWait: by then the
 //     earlier insert has either committed (and is visible) or failed. A

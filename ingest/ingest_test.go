@@ -106,16 +106,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	conn, _ := chdbtest.Conn(t)
-	s := eventbustest.RunServer(t)
+	bus := eventbustest.Connect(t, eventbustest.RunServer(t))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus, err := eventbus.Connect(t.Context(), eventbus.Config{URL: s.ClientURL()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
-	if err := bus.Provision(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	return &env{bus: bus, conn: conn, log: log}
 }
 

@@ -199,6 +199,36 @@ func (w *Writer) stored(ctx context.Context, events []event) (map[string]bool, e
 	return out, nil
 }
 
+// recordIntent stores, before a batch is inserted, the highest stream
+// sequence it holds. After a crash, highWater tells which redelivered
+// messages may already be stored, even when the NATS server restarted too
+// and forgot that it had delivered them.
+func (w *Writer) recordIntent(ctx context.Context, consumer string, seq uint64) error {
+	b, err := w.conn.PrepareBatch(ctx, "INSERT INTO ingest_intents (consumer, stream_seq)")
+	if err != nil {
+		return fmt.Errorf("recording ingest intent: %w", err)
+	}
+	if err := b.Append(consumer, seq); err != nil {
+		_ = b.Abort()
+		return fmt.Errorf("recording ingest intent: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("recording ingest intent: %w", err)
+	}
+	return nil
+}
+
+// highWater returns the highest stream sequence any ingest process meant to
+// insert for consumer (0 when none).
+func (w *Writer) highWater(ctx context.Context, consumer string) (uint64, error) {
+	var seq uint64
+	err := w.conn.QueryRow(ctx, "SELECT max(stream_seq) FROM ingest_intents WHERE consumer = ?", consumer).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("reading the ingest high-water mark: %w", err)
+	}
+	return seq, nil
+}
+
 // insert sends one batch, appending column by column (faster than row by
 // row), with the explicit column list that ClickHouse 18.16 needs.
 func (w *Writer) insert(ctx context.Context, query string, cols ...any) error {

@@ -6,15 +6,25 @@
 //   - [MeanInterval], the Student-t confidence interval of one arm's mean;
 //   - [WelchTTest], Welch's unequal-variance t-test of treatment minus control,
 //     with Welch–Satterthwaite degrees of freedom, a two-sided p-value and a
-//     confidence interval for the absolute difference.
+//     confidence interval for the absolute difference;
+//   - [TwoProportionZTest], the two-proportion z-test of a binary metric from
+//     counts ([Proportion]), with the unpooled (Wald) variance for the
+//     statistic and the interval, and the pooled statistic alongside;
+//   - [Fieller], the confidence interval of a relative lift that agrees with
+//     the absolute test;
+//   - [AdjustPValues], Holm-Bonferroni and Benjamini-Hochberg adjusted
+//     p-values;
+//   - [ChiSquareGOF], the chi-square goodness-of-fit test behind the sample
+//     ratio mismatch check;
+//   - [PowerSpec] and [CurrentMDE], sample sizes, power and minimum
+//     detectable effects of the two-sided z-test.
 //
 // Conventions:
 //
 //   - The unit of analysis is the user. A Sample's Variance is the unbiased
-//     (n-1) sample variance of per-user values. Binary (conversion) metrics use
-//     the same machinery with per-user values 0 or 1, so Variance is
-//     p(1-p)·n/(n-1): the test statistic uses unpooled variances, as GrowthBook
-//     does, not the pooled variance of a two-proportion z-test.
+//     (n-1) sample variance of per-user values. Binary metrics declared as
+//     such go through TwoProportionZTest (variance p(1-p)); an undeclared 0/1
+//     metric is continuous and goes through WelchTTest.
 //   - Differences are treatment minus control. Confidence levels are in (0, 1),
 //     for example 0.95, and intervals are two-sided and equal-tailed.
 //   - Invalid input (a level outside (0, 1), a negative user count, a negative
@@ -22,7 +32,10 @@
 //     than two users yields [ErrInsufficientData]; a difference with zero
 //     standard error yields [ErrZeroVariance].
 //
-// Accuracy: results agree with SciPy to about 1e-13 relative, p-values
+// Accuracy: the proportion test, Fieller intervals, adjusted p-values, the
+// chi-square test and the power functions agree with statsmodels and SciPy
+// to about 1e-13 relative or better (testdata/gen_reference_tests.py). The
+// t-test results agree with SciPy to about 1e-13 relative, p-values
 // included, down to p ≈ 1e-300 and up to 10^8 users per arm. gonum's
 // [gonum.org/v1/gonum/stat/distuv.StudentsT] is used where it is that
 // accurate. Where it is not, the package evaluates the regularized incomplete

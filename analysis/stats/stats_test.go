@@ -330,7 +330,7 @@ func TestWelchTTestSymmetry(t *testing.T) {
 	}
 	want := Welch{
 		Diff: -ab.Diff, StdErr: ab.StdErr, T: -ab.T, DoF: ab.DoF, PValue: ab.PValue,
-		CILower: -ab.CIUpper, CIUpper: -ab.CILower,
+		CILower: -ab.CIUpper, CIUpper: -ab.CILower, Critical: ab.Critical,
 	}
 	if diff := cmp.Diff(want, ba, cmpopts.EquateApprox(relTol, absTol)); diff != "" {
 		t.Errorf("WelchTTest(b, a, 0.9) mismatch with swapped WelchTTest(a, b, 0.9) (-want +got):\n%s", diff)

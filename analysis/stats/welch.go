@@ -15,6 +15,9 @@ type Welch struct {
 	PValue  float64 // two-sided, P(|T_DoF| >= |T|)
 	CILower float64 // Diff - t_{1-(1-level)/2, DoF}·StdErr
 	CIUpper float64 // Diff + t_{1-(1-level)/2, DoF}·StdErr
+	// Critical is t_{1-(1-level)/2, DoF}, for intervals that must agree
+	// with this test (Fieller's interval of the relative lift).
+	Critical float64
 }
 
 // WelchTTest compares treatment with control by Welch's t-test and returns
@@ -54,14 +57,16 @@ func WelchTTest(control, treatment Sample, level float64) (Welch, error) {
 	dof := 1 / (rc*rc/float64(control.N-1) + rt*rt/float64(treatment.N-1))
 
 	d := studentT{nu: dof}
-	h := d.critical(1-level) * se
+	crit := d.critical(1 - level)
+	h := crit * se
 	return Welch{
-		Diff:    diff,
-		StdErr:  se,
-		T:       t,
-		DoF:     dof,
-		PValue:  d.twoTail(t),
-		CILower: diff - h,
-		CIUpper: diff + h,
+		Critical: crit,
+		Diff:     diff,
+		StdErr:   se,
+		T:        t,
+		DoF:      dof,
+		PValue:   d.twoTail(t),
+		CILower:  diff - h,
+		CIUpper:  diff + h,
 	}, nil
 }

@@ -9,6 +9,15 @@ Student-t confidence interval of the mean, and for each treatment against
 control Welch's t-test (scipy.stats.ttest_ind(equal_var=False)) with its
 confidence interval.
 
+It also computes the report of the same events under declared metrics:
+"conversion" binary (Wald intervals of each rate, statsmodels
+proportion_confint(method="normal"); a user is 1 when any of their results is non-zero;
+users assigned without any result, listed in "assigned_only", count as 0;
+the two-proportion z-test with the unpooled variance, statsmodels
+test_proportions_2indep(method="wald")) and "revenue" winsorized at the 95th
+percentile (per-user means capped at the value of rank floor(0.95 n) among
+all users' sorted means, ClickHouse's quantileExact; then Welch).
+
 Re-run with Debian's python (python3-scipy, python3-numpy):
     /usr/bin/python3 analysis/testdata/gen_report_reference.py
 It writes analysis/testdata/report_reference.json next to this script.
@@ -70,7 +79,41 @@ for metric in ("revenue", "conversion"):
         del a["xs"]
     expected[metric] = {"variants": arms, "comparisons": comps}
 
+# Declared metrics.
+from statsmodels.stats.proportion import (confint_proportions_2indep, proportion_confint,
+                                          test_proportions_2indep)
+
+assigned_only = {v: [f"{v}-silent-{i}" for i in range(k)] for v, k in (("control", 40), ("b", 25), ("c", 10))}
+declared = {"conversion": {"variants": {}, "comparisons": {}}, "revenue": {"variants": {}, "comparisons": {}}}
+conv = {}
+for v in variants:
+    users_conv = [1.0 if any(x != 0 for x in vals) else 0.0 for vals in per_user[("conversion", v)].values()]
+    n = len(users_conv) + len(assigned_only[v])
+    s_ = int(sum(users_conv))
+    conv[v] = (s_, n)
+    lo, hi = proportion_confint(s_, n, alpha=1 - LEVEL, method="normal")
+    declared["conversion"]["variants"][v] = {"n": n, "successes": s_, "ci_lower": float(lo), "ci_upper": float(hi)}
+for v in ("b", "c"):
+    (sc, nc), (st, nt) = conv["control"], conv[v]
+    r = test_proportions_2indep(st, nt, sc, nc, method="wald", compare="diff", return_results=True)
+    lo, hi = confint_proportions_2indep(st, nt, sc, nc, method="wald", compare="diff", alpha=1 - LEVEL)
+    declared["conversion"]["comparisons"][v] = {"diff": st / nt - sc / nc, "z": float(r.statistic),
+                                                "p_value": float(r.pvalue), "ci_lower": float(lo), "ci_upper": float(hi)}
+means = {v: np.array([np.mean(vals) for vals in per_user[("revenue", v)].values()]) for v in variants}
+pooled = np.sort(np.concatenate(list(means.values())))
+cap = float(pooled[int(0.95 * len(pooled))])
+declared["revenue"]["cap"] = cap
+capped = {v: np.minimum(xs, cap) for v, xs in means.items()}
+for v, xs in capped.items():
+    declared["revenue"]["variants"][v] = {"n": len(xs), "mean": float(np.mean(xs)), "std_dev": float(np.std(xs, ddof=1))}
+for v in ("b", "c"):
+    res = stats.ttest_ind(capped[v], capped["control"], equal_var=False)
+    declared["revenue"]["comparisons"][v] = {"diff": float(np.mean(capped[v]) - np.mean(capped["control"])),
+                                             "t": float(res.statistic), "p_value": float(res.pvalue)}
+
 out = {
+    "assigned_only": assigned_only,
+    "expected_declared": declared,
     "generator": "gen_report_reference.py",
     "scipy_version": scipy.__version__,
     "numpy_version": np.__version__,

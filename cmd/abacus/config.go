@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+
+	"github.com/abacus-ab/abacus/internal/auth"
 )
 
 // Roles that serve can run.
@@ -36,6 +39,13 @@ type config struct {
 	ShutdownTimeout time.Duration
 	ReportMaxAge    time.Duration
 
+	// APIKey (API_KEY) is an admin key accepted from memory; APIKeyPepper
+	// keys the digests. Both are secrets: summary never shows them.
+	APIKey               string
+	APIKeyPepper         string
+	KeyRotationGrace     time.Duration
+	AllowInsecureDevBind bool
+
 	NATSURL          string
 	NATSCreds        string
 	NATSEmbeddedAddr string
@@ -49,6 +59,8 @@ type config struct {
 	IngestFlushInterval time.Duration
 	IngestWorkers       int
 	IngestMaxAckPending int
+	IngestAckWait       time.Duration
+	IngestInsertTimeout time.Duration
 
 	AnalysisInterval time.Duration
 }
@@ -56,7 +68,11 @@ type config struct {
 // envDoc lists every environment variable with its default, for --help and
 // the README.
 var envDoc = [][3]string{
-	{"ENVIRONMENT", "production", "development (text logs) or production (JSON logs)"},
+	{"ENVIRONMENT", "production", "production (API keys required, JSON logs) or development (NO authentication, text logs; loopback only)"},
+	{"API_KEY", "", "an admin API key (permissions *) accepted from memory; generate one with `abacus keys generate`"},
+	{"API_KEY_PEPPER", "", "secret (16+ bytes) that makes stored key digests HMAC-SHA256; changing it invalidates every stored key"},
+	{"API_KEY_ROTATION_GRACE", "24h", "how long a rotated key keeps working by default"},
+	{"ALLOW_INSECURE_DEV_BIND", "false", "let ENVIRONMENT=development listen on a non-loopback address"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"ABACUS_TARGET", "all", "roles serve runs: all, or a comma list of api, ingest, analyzer"},
 	{"ABACUS_HTTP_ADDR", "127.0.0.1:8000", "HTTP listen address"},
@@ -75,6 +91,8 @@ var envDoc = [][3]string{
 	{"INGEST_FLUSH_INTERVAL", "200ms", "longest an event waits for its batch to fill"},
 	{"INGEST_WORKERS", "2", "concurrent ingest loops in this process"},
 	{"INGEST_MAX_ACK_PENDING", "4 x batch x workers", "events delivered but not yet acknowledged, across all ingest processes"},
+	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
+	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch"},
 	{"ANALYSIS_INTERVAL", "30s", "how often the analyzer recomputes running tests"},
 }
 
@@ -143,6 +161,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.PublishTimeout = dur("PUBLISH_TIMEOUT")
 	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT")
 	c.ReportMaxAge = dur("ANALYSIS_REPORT_MAX_AGE")
+	c.APIKey = get("API_KEY")
+	c.APIKeyPepper = get("API_KEY_PEPPER")
+	c.KeyRotationGrace = dur("API_KEY_ROTATION_GRACE")
+	c.AllowInsecureDevBind, err = strconv.ParseBool(get("ALLOW_INSECURE_DEV_BIND"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ALLOW_INSECURE_DEV_BIND=%q: want true or false", get("ALLOW_INSECURE_DEV_BIND")))
+	}
 	c.NATSURL = get("NATS_URL")
 	c.NATSCreds = get("NATS_CREDS")
 	c.NATSEmbeddedAddr = get("NATS_EMBEDDED_LISTEN")
@@ -154,6 +179,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.IngestFlushInterval = dur("INGEST_FLUSH_INTERVAL")
 	c.IngestWorkers = num("INGEST_WORKERS")
 	c.IngestMaxAckPending = num("INGEST_MAX_ACK_PENDING")
+	c.IngestAckWait = dur("INGEST_ACK_WAIT")
+	c.IngestInsertTimeout = dur("INGEST_INSERT_TIMEOUT")
 	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
 
 	fs := flag.NewFlagSet("abacus serve", flag.ContinueOnError)
@@ -213,8 +240,28 @@ func (c *config) validate() error {
 		return errors.New("NATS_EMBEDDED_LISTEN is set together with NATS_URL: choose embedded or external NATS")
 	case c.ClickHouseURL == "":
 		return errors.New("CLICKHOUSE_URL is empty")
+	case c.APIKey != "" && auth.ParseKey(c.APIKey) != nil:
+		return errors.New("API_KEY is not an Abacus key (rac_ followed by 49 letters and digits): generate one with `abacus keys generate`")
+	case c.APIKeyPepper != "" && len(c.APIKeyPepper) < 16:
+		return fmt.Errorf("API_KEY_PEPPER is %d bytes: want at least 16 random bytes", len(c.APIKeyPepper))
+	case c.Environment == "development" && !loopbackAddr(c.HTTPAddr) && !c.AllowInsecureDevBind:
+		return fmt.Errorf("ENVIRONMENT=development disables authentication, so it listens only on loopback; ABACUS_HTTP_ADDR=%q is not: "+
+			"use 127.0.0.1, or set ALLOW_INSECURE_DEV_BIND=true if you really mean to expose an unauthenticated server", c.HTTPAddr)
 	}
 	return nil
+}
+
+// loopbackAddr reports whether a host:port listens on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *config) has(role string) bool { return slices.Contains(c.Targets, role) }
@@ -229,7 +276,24 @@ func (c *config) summary() []any {
 		"environment", c.Environment, "targets", strings.Join(c.Targets, ","),
 		"http_addr", c.HTTPAddr, "nats", nats, "clickhouse", redactURL(c.ClickHouseURL),
 		"data_dir", c.DataDir,
+		"auth", c.authSummary(),
 	}
+}
+
+func (c *config) authSummary() string {
+	if c.Environment == "development" {
+		return "DISABLED (development)"
+	}
+	s := "api keys"
+	if c.APIKeyPepper != "" {
+		s += ", hmac-sha256 digests"
+	} else {
+		s += ", sha256 digests"
+	}
+	if c.APIKey != "" {
+		s += ", API_KEY set"
+	}
+	return s
 }
 
 // redactURL hides a password in a URL.

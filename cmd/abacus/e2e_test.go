@@ -20,6 +20,7 @@ import (
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 
+	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/internal/chdb"
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 )
@@ -154,6 +155,26 @@ func (c *client) call(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// runningAB creates and starts a test with variants a (control) and b at
+// 50/50 and primary metric m, and returns its id.
+func (c *client) runningAB(name string) string {
+	c.t.Helper()
+	var created struct {
+		TestID string `json:"test_id"`
+	}
+	if code := c.call("POST", "/api/ab-testing/tests", map[string]any{
+		"test_name": name, "test_type": "routing",
+		"variants":           []map[string]any{{"variant_id": "a", "traffic_percentage": 50}, {"variant_id": "b", "traffic_percentage": 50}},
+		"control_variant_id": "a", "primary_metric": "m",
+	}, &created); code != 201 {
+		c.t.Fatalf("create = %d", code)
+	}
+	if code := c.call("POST", "/api/ab-testing/tests/"+created.TestID+"/start", nil, nil); code != 200 {
+		c.t.Fatalf("start = %d", code)
+	}
+	return created.TestID
+}
+
 func (c *client) waitReady(p *proc) {
 	c.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -178,7 +199,16 @@ func (c *client) waitReady(p *proc) {
 type report struct {
 	WinnerVariantID *string `json:"winner_variant_id"`
 	Decision        string  `json:"decision"`
-	Metrics         []struct {
+	Verdict         struct {
+		Code string `json:"code"`
+	} `json:"verdict"`
+	Health struct {
+		SRM *struct {
+			Detected bool    `json:"detected"`
+			PValue   float64 `json:"p_value"`
+		} `json:"srm"`
+	} `json:"health"`
+	Metrics []struct {
 		Metric   string `json:"metric"`
 		Variants []struct {
 			VariantID  string   `json:"variant_id"`
@@ -329,6 +359,16 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("analyze = %d", code)
 	}
 	checkReport(t, rep, perUser, variantOf)
+	var hist struct {
+		Series []struct {
+			VariantID string           `json:"variant_id"`
+			Points    []map[string]any `json:"points"`
+		} `json:"series"`
+	}
+	if code := c.call("GET", base+"/analyze/history?metric=revenue", nil, &hist); code != 200 ||
+		len(hist.Series) != 2 || len(hist.Series[1].Points) == 0 {
+		t.Errorf("analyze/history = %d %+v, want both variants with the snapshot just computed", code, hist)
+	}
 
 	if code := c.call("POST", base+"/stop", nil, nil); code != 200 {
 		t.Fatalf("stop = %d", code)
@@ -370,6 +410,9 @@ func checkReport(t *testing.T, rep report, perUser map[string]map[string][]float
 	}
 	if len(rep.Metrics) != 2 || rep.Metrics[0].Metric != "revenue" {
 		t.Fatalf("report metrics = %+v, want revenue then conversion", rep.Metrics)
+	}
+	if rep.Verdict.Code != rep.Decision || rep.Health.SRM == nil || rep.Health.SRM.Detected {
+		t.Errorf("verdict %q (decision %q), srm %+v: want the verdict at the top and no sample ratio mismatch", rep.Verdict.Code, rep.Decision, rep.Health.SRM)
 	}
 	for _, m := range rep.Metrics {
 		xs := map[string][]float64{}
@@ -413,4 +456,96 @@ func deref(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// TestEndToEndProductionAuth runs abacus serve in production mode with an
+// API_KEY: public routes answer without a key, the rest need one with the
+// right permission, a key created over HTTP works at once and survives a
+// restart, and no log line holds a key.
+func TestEndToEndProductionAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	chOpts := chdbtest.Database(t)
+	addr := freeAddr(t)
+	admin, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"ENVIRONMENT=production",
+		"API_KEY=" + admin,
+		"API_KEY_PEPPER=e2e-pepper-0123456789",
+		"ABACUS_HTTP_ADDR=" + addr,
+		"DATA_DIR=" + t.TempDir(),
+		"CLICKHOUSE_URL=" + fmt.Sprintf("clickhouse://%s/%s", chOpts.Addr[0], chOpts.Auth.Database),
+		"ANALYSIS_INTERVAL=1h",
+		"NATS_URL=",
+	}
+	p := startServe(t, env)
+	c := &client{t: t, base: "http://" + addr}
+	c.waitReady(p)
+
+	call := func(method, path, key, body string) (int, map[string]any) {
+		t.Helper()
+		var r io.Reader
+		if body != "" {
+			r = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, c.base+path, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("X-Abacus-Warning") != "" {
+			t.Errorf("%s %s: production response carries X-Abacus-Warning", method, path)
+		}
+		var m map[string]any
+		raw, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(raw, &m)
+		return resp.StatusCode, m
+	}
+	if code, _ := call("GET", "/healthz", "", ""); code != 200 {
+		t.Errorf("healthz without a key = %d, want 200", code)
+	}
+	if code, body := call("GET", "/api/ab-testing/tests", "", ""); code != 401 {
+		t.Errorf("list tests without a key = %d %v, want 401", code, body)
+	}
+	if code, body := call("GET", "/api/ab-testing/tests", admin, ""); code != 200 {
+		t.Errorf("list tests with API_KEY = %d %v, want 200", code, body)
+	}
+	code, created := call("POST", "/api/admin/keys", admin, `{"user_id": "dashboard", "permissions": ["ab_testing.read"]}`)
+	reader, _ := created["key"].(string)
+	if code != 201 || auth.ParseKey(reader) != nil {
+		t.Fatalf("create key = %d %v", code, created)
+	}
+	if code, body := call("GET", "/api/ab-testing/tests", reader, ""); code != 200 {
+		t.Errorf("list tests with the new read key = %d %v, want 200", code, body)
+	}
+	if code, body := call("POST", "/api/ab-testing/tests", reader, `{}`); code != 403 || body["detail"] == nil {
+		t.Errorf("create test with a read key = %d %v, want 403 naming ab_testing.create", code, body)
+	}
+
+	p.stop(t)
+	p2 := startServe(t, env)
+	c.waitReady(p2)
+	if code, body := call("GET", "/api/ab-testing/tests", reader, ""); code != 200 {
+		t.Errorf("after restart the created key = %d %v, want 200", code, body)
+	}
+	p2.stop(t)
+	for _, k := range []string{admin, reader} {
+		if strings.Contains(p.logs.String()+p2.logs.String(), k) {
+			t.Errorf("abacus serve logged the key %s...", auth.DisplayPrefix(k))
+		}
+	}
 }

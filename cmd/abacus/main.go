@@ -47,6 +47,8 @@ const usage = `usage: abacus <command> [flags]
 commands:
   serve     run the service (API, ingest and analyzer roles; see serve --help)
   migrate   apply ClickHouse migrations and exit
+  keys      create, list, revoke and rotate API keys (see keys --help)
+  loadgen   drive a running abacus with simulated users and check the counts (see loadgen --help)
   version   print the version
 `
 
@@ -68,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return migrate(ctx, cfg, newLogger(cfg, stderr))
+	case "loadgen":
+		return runLoadgen(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "abacus", buildVersion())
 		return nil
@@ -180,6 +186,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			FlushInterval:   cfg.IngestFlushInterval,
 			Workers:         cfg.IngestWorkers,
 			MaxAckPending:   cfg.IngestMaxAckPending,
+			AckWait:         cfg.IngestAckWait,
+			InsertTimeout:   cfg.IngestInsertTimeout,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 		}, bus.JS, conn, log.With("component", "ingest"), reg)
 		if err != nil {
@@ -207,13 +215,26 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.has(roleAPI) {
+		keys, stopKeys, err := startKeyStore(ctx, cfg, bus, log.With("component", "auth"))
+		if err != nil {
+			return err
+		}
+		defer stopKeys()
+		checks = append(checks, api.Check{Name: "api_keys", Func: func(context.Context) error {
+			if !keys.Ready() {
+				return errors.New("API keys not loaded yet")
+			}
+			return nil
+		}})
 		srv, err := api.New(api.Config{
 			Addr:            cfg.HTTPAddr,
 			MaxBodyBytes:    cfg.MaxBodyBytes,
 			PublishTimeout:  cfg.PublishTimeout,
 			ReportMaxAge:    cfg.ReportMaxAge,
 			ShutdownTimeout: cfg.ShutdownTimeout,
+			AuthDisabled:    cfg.Environment == "development",
 		}, api.Deps{
+			Keys:      keys,
 			Registry:  store,
 			Publisher: bus.JS,
 			Requester: bus.NC,

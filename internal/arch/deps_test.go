@@ -53,6 +53,8 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/eventbus", []string{"api", "ingest", "analysis"}},
 		{"internal/chdb", []string{"api", "ingest", "analysis"}},
 		{"internal/registry", []string{"api", "ingest", "analysis"}},
+		{"internal/auth", []string{"api", "ingest", "analysis"}},
+		{"internal/kvwatch", []string{"api", "ingest", "analysis", "experiment"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

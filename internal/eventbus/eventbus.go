@@ -114,7 +114,9 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}
 	b.NC = nc
-	js, err := jetstream.New(nc)
+	// Batches publish up to 10,000 events at once: the async window must
+	// hold a whole batch.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(32768))
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("creating JetStream context: %w", err)

@@ -15,11 +15,11 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/kvwatch"
 )
 
 // Store is the registry of test definitions. Its methods are safe for
@@ -49,41 +49,7 @@ func New(kv jetstream.KeyValue, log *slog.Logger) *Store {
 // ctx is done. It re-establishes the watch if it ends early. It returns nil
 // after ctx is done and its watcher has stopped.
 func (s *Store) Run(ctx context.Context) error {
-	for {
-		err := s.watch(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.log.Warn("test registry watch ended, restarting", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (s *Store) watch(ctx context.Context) error {
-	w, err := s.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching %s: %w", s.kv.Bucket(), err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watcher closed")
-			}
-			if e == nil { // initial values delivered
-				s.readyOnce.Do(func() { close(s.ready) })
-				continue
-			}
-			s.apply(e)
-		}
-	}
+	return kvwatch.Run(ctx, s.kv, s.log, s.apply, func() { s.readyOnce.Do(func() { close(s.ready) }) })
 }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {

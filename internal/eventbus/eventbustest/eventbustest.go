@@ -3,10 +3,15 @@
 package eventbustest
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/abacus-ab/abacus/internal/eventbus"
 )
 
 // RunServer starts a JetStream server that shuts down when the test ends.
@@ -41,4 +46,19 @@ func RunServerAt(t testing.TB, port int, dir string) *server.Server {
 		s.WaitForShutdown()
 	})
 	return s
+}
+
+// Connect connects to s with a provisioned event stream and buckets; the
+// connection is closed when the test ends.
+func Connect(t testing.TB, s *server.Server) *eventbus.Bus {
+	t.Helper()
+	bus, err := eventbus.Connect(context.Background(), eventbus.Config{URL: s.ClientURL()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("connecting to nats-server: %v", err)
+	}
+	t.Cleanup(bus.Close)
+	if err := bus.Provision(context.Background()); err != nil {
+		t.Fatalf("provisioning JetStream: %v", err)
+	}
+	return bus
 }

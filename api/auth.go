@@ -1,0 +1,145 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/abacus-ab/abacus/internal/auth"
+)
+
+// keyStore verifies and manages API keys (met by *auth.Store).
+type keyStore interface {
+	Verify(raw string) (*auth.Key, error)
+	keyAdmin
+}
+
+// HeaderAPIKey carries an API key; "Authorization: Bearer <key>" works too.
+const HeaderAPIKey = "X-API-Key"
+
+// HeaderWarning is set on every response while authentication is disabled.
+const HeaderWarning = "X-Abacus-Warning"
+
+const devModeWarning = "authentication is disabled (ENVIRONMENT=development); do not expose this server"
+
+// routeKey identifies a route of the table.
+type routeKey struct{ method, path string }
+
+// handle registers a route with the permission it requires (auth.Public for
+// none). It is the only way routes are added: New fails if the router holds
+// a route that did not come through here.
+func (s *Server) handle(method, path string, perm auth.Permission, h echo.HandlerFunc) {
+	if perm == "" {
+		s.routeErrs = append(s.routeErrs, fmt.Errorf("route %s %s declares no permission", method, path))
+	}
+	s.perms[routeKey{method, path}] = perm
+	s.e.Add(method, path, h)
+}
+
+// checkRoutes reports a route that is in the router but not in the table.
+func (s *Server) checkRoutes() error {
+	errs := s.routeErrs
+	for _, r := range s.e.Routes() {
+		if _, ok := s.perms[routeKey{r.Method, r.Path}]; !ok {
+			errs = append(errs, fmt.Errorf("route %s %s was added without a permission: use Server.handle", r.Method, r.Path))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Permission returns the permission a route requires, and whether the route
+// exists.
+func (s *Server) Permission(method, path string) (auth.Permission, bool) {
+	p, ok := s.perms[routeKey{method, path}]
+	return p, ok
+}
+
+// authFailures counts rejected requests by reason.
+func newAuthFailures(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "abacus_auth_failures_total",
+		Help: "Requests rejected by authentication (401: missing, malformed, unknown, expired, revoked) or authorization (403: forbidden).",
+	}, []string{"reason"})
+	reg.MustRegister(c)
+	return c
+}
+
+// authenticate enforces the route table: public routes pass; every other
+// request, including one for a path or method that does not exist, needs a
+// valid key (401), and a route needs a key granting its permission (403).
+// With authentication disabled every request passes and the response says
+// so in a header.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.AuthDisabled {
+			c.Response().Header().Set(HeaderWarning, devModeWarning)
+			return next(c)
+		}
+		perm, declared := s.perms[routeKey{c.Request().Method, c.Path()}]
+		if declared && perm == auth.Public {
+			return next(c)
+		}
+		raw, ok := requestKey(c.Request())
+		if !ok {
+			return s.unauthorized(c, "missing", "missing API key: send it in the X-API-Key header or as Authorization: Bearer <key>")
+		}
+		k, err := s.keys.Verify(raw)
+		switch {
+		case errors.Is(err, auth.ErrMalformed):
+			return s.unauthorized(c, "malformed", "malformed API key")
+		case errors.Is(err, auth.ErrExpired):
+			return s.unauthorized(c, "expired", "API key expired")
+		case errors.Is(err, auth.ErrRevoked):
+			return s.unauthorized(c, "revoked", "API key revoked")
+		case err != nil:
+			return s.unauthorized(c, "unknown", "invalid API key")
+		}
+		if !declared {
+			// Echo's own 404, 405 and OPTIONS answers: no permission to check.
+			return next(c)
+		}
+		if !k.Allows(perm) {
+			s.authFailures.WithLabelValues("forbidden").Inc()
+			s.log.Debug("request forbidden", "route", c.Path(), "key_id", k.ID, "permission", perm)
+			e := newError(http.StatusForbidden, "API key lacks permission %s", perm)
+			e.body.Detail = map[string]any{"permission": perm}
+			return e
+		}
+		if perm == auth.AdminKeys {
+			c.Set(ctxKeyID, k.ID) // for the audit log; only here, as Set allocates
+		}
+		return next(c)
+	}
+}
+
+// ctxKeyID is the echo.Context key of the caller's key id on admin routes.
+const ctxKeyID = "abacus.key_id"
+
+func (s *Server) unauthorized(c echo.Context, reason, msg string) error {
+	s.authFailures.WithLabelValues(reason).Inc()
+	s.log.Debug("request unauthenticated", "route", c.Path(), "reason", reason)
+	h := `Bearer realm="abacus"`
+	if reason != "missing" {
+		h += `, error="invalid_token"`
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, h)
+	return newError(http.StatusUnauthorized, "%s", msg)
+}
+
+// requestKey returns the key from X-API-Key, or from Authorization: Bearer.
+func requestKey(r *http.Request) (string, bool) {
+	// Indexed by the canonical form: Header.Get would canonicalize
+	// "X-API-Key" into a new string on every request.
+	if v := r.Header["X-Api-Key"]; len(v) > 0 && v[0] != "" {
+		return strings.TrimSpace(v[0]), true
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
+	if ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) != "" {
+		return strings.TrimSpace(token), true
+	}
+	return "", false
+}

@@ -1,0 +1,349 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/schemas/eventv1"
+)
+
+// MaxBatchEvents is the most events one POST /events takes.
+const MaxBatchEvents = 10_000
+
+// asyncPublisher publishes without waiting (met by jetstream.JetStream).
+type asyncPublisher interface {
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+// batchEvent is one element of a batch. Type "assignment" records that the
+// user was exposed to the test: Abacus computes the variant (a variant_id
+// sent along must agree). Type "result" records metric values.
+type batchEvent struct {
+	Type      string              `json:"type"`
+	TestID    string              `json:"test_id"`
+	UserID    string              `json:"user_id"`
+	VariantID string              `json:"variant_id"`
+	Metrics   map[string]*float64 `json:"metrics"`
+	EventID   string              `json:"event_id"`
+	Timestamp *time.Time          `json:"timestamp"`
+}
+
+// Outcomes of one batch element.
+const (
+	outcomeAccepted = "accepted"
+	outcomeRejected = "rejected" // invalid: do not retry unchanged
+	outcomeFailed   = "failed"   // not stored: retry with the same event_id
+)
+
+type batchItem struct {
+	Index     int    `json:"index"`
+	Status    string `json:"status"`
+	EventID   string `json:"event_id,omitempty"`
+	VariantID string `json:"variant_id,omitempty"` // the variant an assignment event gave the user
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Field     string `json:"field,omitempty"`
+}
+
+type batchResponse struct {
+	Accepted   int         `json:"accepted"`
+	Rejected   int         `json:"rejected"`
+	Failed     int         `json:"failed"`
+	Duplicates int         `json:"duplicates"`
+	Results    []batchItem `json:"results"`
+}
+
+// clock skew accepted for client timestamps.
+const (
+	maxFutureSkew = 5 * time.Minute
+	maxEventAge   = 30 * 24 * time.Hour
+)
+
+// ingestBatch is POST /api/ab-testing/events: up to MaxBatchEvents events as a
+// JSON array or as newline-delimited JSON (Content-Type
+// application/x-ndjson). Each event is validated on its own; the valid ones
+// are published concurrently and the answer comes after JetStream has
+// acknowledged every one of them. The response lists every element by
+// index: accepted (with its event_id), rejected (invalid, with the reason) or
+// failed (not stored: retry with the returned event_id, which makes the
+// retry idempotent). Status: 202 when all are accepted, 207 when some are
+// rejected, 400 when none is valid, 503 when any failed to publish.
+func (s *Server) ingestBatch(c echo.Context) error {
+	if s.async == nil {
+		return newError(http.StatusNotImplemented, "this server cannot publish batches")
+	}
+	raws, err := s.readBatch(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	now := s.now().UTC()
+	resp := batchResponse{Results: make([]batchItem, len(raws))}
+	type pub struct {
+		index  int
+		future jetstream.PubAckFuture
+	}
+	pubs := make([]pub, 0, len(raws))
+	tests := map[string]*experiment.Test{}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+
+	for i, raw := range raws {
+		item := &resp.Results[i]
+		item.Index = i
+		subject, msgID, variant, data, herr := s.batchElement(ctx, raw, tests, now)
+		if herr != nil {
+			item.Status, item.Error, item.Field = outcomeRejected, herr.body.Error, herr.body.Field
+			if herr.status >= 500 {
+				item.Status = outcomeFailed
+			}
+			continue
+		}
+		item.EventID = msgID
+		if subject == eventv1.SubjectAssignment {
+			item.VariantID = variant
+		}
+		msg := &nats.Msg{Subject: subject, Data: data}
+		f, err := s.async.PublishMsgAsync(msg, jetstream.WithMsgID(msgID),
+			jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(s.cfg.PublishTimeout))
+		if err != nil {
+			item.Status, item.Error = outcomeFailed, "the event bus did not take the event; retry it with this event_id"
+			s.metrics.published.WithLabelValues(subject, "error").Inc()
+			continue
+		}
+		pubs = append(pubs, pub{index: i, future: f})
+	}
+	for _, p := range pubs {
+		item := &resp.Results[p.index]
+		subject := p.future.Msg().Subject
+		select {
+		case ack := <-p.future.Ok():
+			item.Status, item.Duplicate = outcomeAccepted, ack.Duplicate
+			outcome := "ok"
+			if ack.Duplicate {
+				outcome = "duplicate"
+			}
+			s.metrics.published.WithLabelValues(subject, outcome).Inc()
+		case <-p.future.Err():
+			item.Status, item.Error = outcomeFailed, "the event bus did not acknowledge the event; retry it with this event_id"
+			s.metrics.published.WithLabelValues(subject, "error").Inc()
+		case <-pctx.Done():
+			item.Status, item.Error = outcomeFailed, "no acknowledgement within the publish timeout; retry it with this event_id"
+			s.metrics.published.WithLabelValues(subject, "error").Inc()
+		}
+	}
+	for _, it := range resp.Results {
+		switch it.Status {
+		case outcomeAccepted:
+			resp.Accepted++
+			if it.Duplicate {
+				resp.Duplicates++
+			}
+		case outcomeRejected:
+			resp.Rejected++
+		case outcomeFailed:
+			resp.Failed++
+		}
+	}
+	code := http.StatusAccepted
+	switch {
+	case resp.Failed > 0:
+		code = http.StatusServiceUnavailable
+	case resp.Accepted == 0:
+		code = http.StatusBadRequest
+	case resp.Rejected > 0:
+		code = http.StatusMultiStatus
+	}
+	return c.JSON(code, resp)
+}
+
+// readBatch splits the body into raw JSON objects.
+func (s *Server) readBatch(c echo.Context) ([]json.RawMessage, error) {
+	r := c.Request()
+	ct := r.Header.Get(echo.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		mt = ""
+	}
+	body := http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes)
+	var raws []json.RawMessage
+	switch mt {
+	case echo.MIMEApplicationJSON:
+		dec := json.NewDecoder(body)
+		if err := dec.Decode(&raws); err != nil {
+			return nil, jsonError(err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, newError(http.StatusBadRequest, "request body must hold a single JSON array of events")
+		}
+	case "application/x-ndjson", "application/jsonl", "application/jsonlines":
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 64<<10), int(s.cfg.MaxBodyBytes))
+		for sc.Scan() {
+			line := bytes.TrimSpace(sc.Bytes())
+			if len(line) == 0 {
+				continue
+			}
+			raws = append(raws, json.RawMessage(bytes.Clone(line)))
+			if len(raws) > MaxBatchEvents {
+				break
+			}
+		}
+		if err := sc.Err(); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, err
+			}
+			return nil, newError(http.StatusBadRequest, "reading NDJSON body: %v", err)
+		}
+	default:
+		return nil, newError(http.StatusUnsupportedMediaType, "Content-Type must be application/json (an array) or application/x-ndjson, got %q", ct)
+	}
+	if len(raws) == 0 {
+		return nil, newError(http.StatusBadRequest, "the batch holds no events")
+	}
+	if len(raws) > MaxBatchEvents {
+		return nil, newError(http.StatusRequestEntityTooLarge, "a batch holds at most %d events", MaxBatchEvents)
+	}
+	return raws, nil
+}
+
+// batchElement validates one element and encodes its event. It returns a
+// 4xx *httpError for an invalid element and a 5xx one when the test could
+// not be read.
+func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests map[string]*experiment.Test, now time.Time) (subject, eventID, variantID string, data []byte, _ *httpError) {
+	var ev batchEvent
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		var he *httpError
+		if errors.As(jsonError(err), &he) {
+			return "", "", "", nil, he
+		}
+		return "", "", "", nil, newError(http.StatusBadRequest, "invalid event: %v", err)
+	}
+	invalid := func(field, format string, args ...any) *httpError {
+		e := newError(http.StatusBadRequest, format, args...)
+		e.body.Field = field
+		return e
+	}
+	t, ok := tests[ev.TestID]
+	if !ok {
+		if ev.TestID == "" {
+			return "", "", "", nil, invalid("test_id", "test_id is required")
+		}
+		var err error
+		t, err = s.lookup(ctx, ev.TestID)
+		if errors.Is(err, experiment.ErrNotFound) {
+			return "", "", "", nil, invalid("test_id", "test %s not found", truncateID(ev.TestID))
+		}
+		if err != nil {
+			return "", "", "", nil, &httpError{status: http.StatusServiceUnavailable, body: errorBody{Error: "reading the test failed; retry"}}
+		}
+		tests[ev.TestID] = t
+	}
+	if err := experiment.ValidateUserID("user_id", ev.UserID); err != nil {
+		return "", "", "", nil, invalid("user_id", "%v", err)
+	}
+	if t.Status != experiment.StatusRunning {
+		return "", "", "", nil, newError(http.StatusConflict, "test %s is %s: events are accepted only while it is running", t.ID, t.Status)
+	}
+	ts := now
+	if ev.Timestamp != nil {
+		ts = ev.Timestamp.UTC()
+		if ts.After(now.Add(maxFutureSkew)) || ts.Before(now.Add(-maxEventAge)) {
+			return "", "", "", nil, invalid("timestamp", "timestamp must be within the last 30 days and at most 5 minutes ahead of the server clock")
+		}
+	}
+	if ev.EventID != "" && !eventIDPattern.MatchString(ev.EventID) {
+		return "", "", "", nil, invalid("event_id", "event_id must be 1-64 characters of letters, digits and _ . : -")
+	}
+	switch ev.Type {
+	case "assignment":
+		v := experiment.Assign(t, ev.UserID)
+		if ev.VariantID != "" && ev.VariantID != v.ID {
+			return "", "", "", nil, invalid("variant_id", "user %s is assigned to variant %s, not %s", truncateID(ev.UserID), v.ID, truncateID(ev.VariantID))
+		}
+		if ev.Metrics != nil {
+			return "", "", "", nil, invalid("metrics", "an assignment event carries no metrics")
+		}
+		a := eventv1.Assignment{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: v.ID, Timestamp: ts}
+		if a.EventID == "" {
+			a.EventID = uuid.NewSHA1(assignmentNamespace, []byte(t.ID+"\x00"+ev.UserID)).String()
+		}
+		data, err := json.Marshal(&a)
+		if err != nil {
+			return "", "", "", nil, newError(http.StatusInternalServerError, "encoding event")
+		}
+		return eventv1.SubjectAssignment, a.EventID, v.ID, data, nil
+	case "result":
+		if ev.VariantID == "" {
+			return "", "", "", nil, invalid("variant_id", "variant_id is required")
+		}
+		if _, ok := t.Variant(ev.VariantID); !ok {
+			return "", "", "", nil, invalid("variant_id", "%s is not a variant of test %s", truncateID(ev.VariantID), t.ID)
+		}
+		metrics, herr := checkMetrics(ev.Metrics)
+		if herr != nil {
+			return "", "", "", nil, herr
+		}
+		r := eventv1.Result{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: ev.VariantID, Metrics: metrics, Timestamp: ts}
+		if r.EventID == "" {
+			r.EventID = uuid.Must(uuid.NewV7()).String()
+		}
+		data, err := json.Marshal(&r)
+		if err != nil {
+			return "", "", "", nil, newError(http.StatusInternalServerError, "encoding event")
+		}
+		return eventv1.SubjectResult, r.EventID, r.VariantID, data, nil
+	}
+	return "", "", "", nil, invalid("type", `type must be "assignment" or "result"`)
+}
+
+// checkMetrics validates a metrics object: 1 to MaxMetrics well-formed
+// names with finite, non-null values.
+func checkMetrics(in map[string]*float64) (map[string]float64, *httpError) {
+	invalid := func(field, format string, args ...any) *httpError {
+		e := newError(http.StatusBadRequest, format, args...)
+		e.body.Field = field
+		return e
+	}
+	if len(in) == 0 {
+		return nil, invalid("metrics", "metrics needs at least one metric value")
+	}
+	if len(in) > eventv1.MaxMetrics {
+		return nil, invalid("metrics", "metrics has more than %d metrics", eventv1.MaxMetrics)
+	}
+	out := make(map[string]float64, len(in))
+	for name, v := range in {
+		if !experiment.ValidID(name) {
+			return nil, invalid("metrics", "metric name %.40q must be 1-%d characters of letters, digits and _ . : @ = + -", name, experiment.MaxIDLength)
+		}
+		if v == nil {
+			return nil, invalid("metrics."+name, "metrics.%s must be a number, not null", name)
+		}
+		out[name] = *v
+	}
+	return out, nil
+}
+
+func truncateID(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/abacus-ab/abacus/internal/chdb"
+	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
+)
+
+// TestKillDuringLoad sends batches of events while the serving process is
+// killed with SIGKILL three times (and restarted on the same data). Clients
+// retry every event that was not acknowledged, with the same event_id, as
+// the API asks. In the end ClickHouse must hold every acknowledged event
+// exactly once: no loss, no duplicate row.
+func TestKillDuringLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill test skipped in -short mode")
+	}
+	chOpts := chdbtest.Database(t)
+	addr := freeAddr(t)
+	env := []string{
+		"ENVIRONMENT=development",
+		"ABACUS_HTTP_ADDR=" + addr,
+		"DATA_DIR=" + t.TempDir(),
+		"CLICKHOUSE_URL=" + fmt.Sprintf("clickhouse://%s/%s", chOpts.Addr[0], chOpts.Auth.Database),
+		"INGEST_FLUSH_INTERVAL=20ms",
+		"INGEST_BATCH_SIZE=500",
+		"INGEST_ACK_WAIT=4s",
+		"INGEST_INSERT_TIMEOUT=2s",
+		"ANALYSIS_INTERVAL=1h",
+		"NATS_URL=",
+	}
+	p := startServe(t, env)
+	c := &client{t: t, base: "http://" + addr}
+	c.waitReady(p)
+	testID := c.runningAB("kill test")
+
+	// The loader: batches of 200 result events with client event ids; an
+	// event is retried until acknowledged.
+	const total = 20000
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	pending := make([]string, 0, total)
+	for i := range total {
+		pending = append(pending, fmt.Sprintf("ev-%06d", i))
+	}
+	stop := make(chan struct{})
+	loaderDone := make(chan struct{})
+	go func() {
+		defer close(loaderDone)
+		hc := &http.Client{Timeout: 10 * time.Second}
+		for {
+			mu.Lock()
+			if len(pending) == 0 {
+				mu.Unlock()
+				return
+			}
+			n := min(200, len(pending))
+			ids := append([]string(nil), pending[:n]...)
+			pending = pending[n:]
+			mu.Unlock()
+			var events []string
+			for _, id := range ids {
+				events = append(events, fmt.Sprintf(`{"type":"result","test_id":%q,"user_id":"u-%s","variant_id":"a","metrics":{"m":1,"k":2},"event_id":%q}`,
+					testID, id[len(id)-3:], id))
+			}
+			var resp struct {
+				Results []struct {
+					Status  string `json:"status"`
+					EventID string `json:"event_id"`
+				} `json:"results"`
+			}
+			r, err := hc.Post(c.base+"/api/ab-testing/events", "application/json", bytes.NewBufferString("["+strings.Join(events, ",")+"]"))
+			ok := err == nil
+			if ok {
+				ok = json.NewDecoder(r.Body).Decode(&resp) == nil && len(resp.Results) == len(ids)
+				r.Body.Close()
+			}
+			mu.Lock()
+			for i, id := range ids {
+				if ok && resp.Results[i].Status == "accepted" {
+					acked[id] = true
+				} else {
+					pending = append(pending, id) // retry with the same id
+				}
+			}
+			mu.Unlock()
+			if !ok {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+	}()
+
+	for kill := range 3 {
+		time.Sleep(time.Duration(300+200*kill) * time.Millisecond)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		p = startServe(t, env)
+		c.waitReady(p)
+	}
+	select {
+	case <-loaderDone:
+	case <-time.After(3 * time.Minute):
+		close(stop)
+		t.Fatal("the loader did not get every event acknowledged within 3 minutes")
+	}
+	if len(acked) != total {
+		t.Fatalf("acknowledged %d events, want %d", len(acked), total)
+	}
+
+	conn, err := chdb.Open(t.Context(), chOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var rows, distinct uint64
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id) FROM results WHERE test_id = ?", testID).Scan(&rows, &distinct); err != nil {
+			t.Fatal(err)
+		}
+		if distinct >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Give redeliveries of batches whose acks died with a process time to
+	// arrive (AckWait 4s): they must not add rows.
+	time.Sleep(6 * time.Second)
+	if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id) FROM results WHERE test_id = ?", testID).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != total {
+		t.Errorf("ClickHouse holds %d distinct events, want %d acknowledged ones", distinct, total)
+	}
+	if rows != 2*total {
+		t.Errorf("ClickHouse holds %d rows, want exactly %d (two metrics per event, no duplicates)", rows, 2*total)
+	}
+	p.stop(t)
+}
