@@ -103,6 +103,10 @@ type Consumer struct {
 	// suspectUpTo is the high-water mark read at start: messages at or
 	// below it may already be in ClickHouse. -1 until it has been read.
 	suspectUpTo atomic.Int64
+	// intentKey names this stream's marks in ingest_intents: the durable
+	// consumer and the stream's creation time, so that a stream created
+	// anew (sequences start again at 1) does not inherit old marks.
+	intentKey string
 }
 
 // New returns a consumer. Call Run to start it.
@@ -143,6 +147,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("provisioning consumer %s: %w", eventv1.ConsumerIngest, err)
 	}
+	st, err := c.js.Stream(ctx, eventv1.Stream)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("reading stream %s: %w", eventv1.Stream, err)
+	}
+	c.intentKey = eventv1.ConsumerIngest + "@" + st.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
 	c.log.Info("ingest started", "workers", c.cfg.Workers, "batch_size", c.cfg.BatchSize, "flush_interval", c.cfg.FlushInterval)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -267,7 +279,7 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 	}
 	if len(fresh) > 0 {
 		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
-		err := c.writer.recordIntent(ictx, eventv1.ConsumerIngest, top)
+		err := c.writer.recordIntent(ictx, c.intentKey, top)
 		if err == nil {
 			err = c.writer.Write(ictx, &b)
 		}
@@ -302,7 +314,7 @@ func (c *Consumer) maybeStored(ctx context.Context, seq uint64) bool {
 	mark := c.suspectUpTo.Load()
 	if mark < 0 {
 		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
-		hw, err := c.writer.highWater(ictx, eventv1.ConsumerIngest)
+		hw, err := c.writer.highWater(ictx, c.intentKey)
 		cancel()
 		if err != nil {
 			c.log.Warn("reading the ingest high-water mark; treating messages as possibly stored", "err", err)

@@ -439,3 +439,34 @@ func TestLagIsMeasured(t *testing.T) {
 		return ok && l.OldestAge == 0 && l.Pending == 0 && l.AckPending == 0
 	})
 }
+
+// TestStoredLooksUpLargeBatches asks about more events than a ClickHouse
+// query of the default size (256 KiB) can name, and finds the stored ones.
+func TestStoredLooksUpLargeBatches(t *testing.T) {
+	conn, _ := chdbtest.Conn(t)
+	w := &Writer{conn: conn, metrics: newMetrics(prometheus.NewRegistry())}
+	var b Batch
+	var evs []event
+	ts := time.Now().UTC()
+	for i := range 25000 {
+		r := &eventv1.Result{EventID: fmt.Sprintf("01a21858-058e-7872-9c41-%012d", i), TestID: "t1", UserID: "u", VariantID: "b",
+			Metrics: map[string]float64{"m": 1}, Timestamp: ts}
+		evs = append(evs, event{result: r})
+		if i%3 == 0 {
+			b.append(event{result: r}, uint64(i))
+		}
+	}
+	if err := w.Write(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.stored(t.Context(), evs)
+	if err != nil {
+		t.Fatalf("stored(25000 events) = %v", err)
+	}
+	if len(got) != 8334 {
+		t.Errorf("stored found %d events, want 8334", len(got))
+	}
+	if !got[evs[3].key()] || got[evs[4].key()] {
+		t.Errorf("stored marks the wrong events")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -156,10 +157,18 @@ func (w *Writer) Write(ctx context.Context, b *Batch) error {
 	return nil
 }
 
+// lookupChunk bounds the ids of one lookup query; with about 40 bytes per
+// id a query stays far below maxLookupQuery.
+const (
+	lookupChunk    = 10_000
+	maxLookupQuery = 32 << 20
+)
+
 // stored returns the keys (event.key) of those events that ClickHouse
-// already holds. It is asked only about redelivered messages, whose earlier
-// delivery may have been inserted before the process died or the ack was
-// lost. The queries filter on test_id, the head of both tables' sort key.
+// already holds. It is asked only about suspect messages (redelivered, or at
+// or below the high-water mark after a restart), whose earlier delivery may
+// have been inserted before the process died or the ack was lost. The
+// queries filter on test_id, the head of both tables' sort key.
 func (w *Writer) stored(ctx context.Context, events []event) (map[string]bool, error) {
 	type ids struct{ tests, events []string }
 	var asg, res ids
@@ -170,33 +179,53 @@ func (w *Writer) stored(ctx context.Context, events []event) (map[string]bool, e
 			res.tests, res.events = append(res.tests, e.result.TestID), append(res.events, e.result.EventID)
 		}
 	}
+	// The id lists are bound into the query text: allow a long query.
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_query_size": maxLookupQuery}))
 	out := map[string]bool{}
 	for _, q := range []struct {
 		table, prefix string
 		ids           ids
 	}{{"assignments", "a", asg}, {"results", "r", res}} {
-		if len(q.ids.events) == 0 {
-			continue
-		}
-		rows, err := w.conn.Query(ctx, "SELECT DISTINCT test_id, event_id FROM "+q.table+
-			" WHERE test_id IN (SELECT arrayJoin(?)) AND event_id IN (SELECT arrayJoin(?))", q.ids.tests, q.ids.events)
-		if err != nil {
-			return nil, fmt.Errorf("looking up redelivered events in %s: %w", q.table, err)
-		}
-		for rows.Next() {
-			var test, id string
-			if err := rows.Scan(&test, &id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("looking up redelivered events in %s: %w", q.table, err)
+		for lo := 0; lo < len(q.ids.events); lo += lookupChunk {
+			hi := min(lo+lookupChunk, len(q.ids.events))
+			if err := w.lookup(ctx, q.table, q.prefix, q.ids.tests[lo:hi], q.ids.events[lo:hi], out); err != nil {
+				return nil, err
 			}
-			out[q.prefix+"\x00"+test+"\x00"+id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("looking up redelivered events in %s: %w", q.table, err)
 		}
 	}
 	return out, nil
+}
+
+func (w *Writer) lookup(ctx context.Context, table, prefix string, tests, events []string, out map[string]bool) error {
+	rows, err := w.conn.Query(ctx, "SELECT DISTINCT test_id, event_id FROM "+table+
+		" WHERE test_id IN (SELECT arrayJoin(?)) AND event_id IN (SELECT arrayJoin(?))", dedupe(tests), events)
+	if err != nil {
+		return fmt.Errorf("looking up redelivered events in %s: %w", table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var test, id string
+		if err := rows.Scan(&test, &id); err != nil {
+			return fmt.Errorf("looking up redelivered events in %s: %w", table, err)
+		}
+		out[prefix+"\x00"+test+"\x00"+id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("looking up redelivered events in %s: %w", table, err)
+	}
+	return nil
+}
+
+func dedupe(xs []string) []string {
+	seen := make(map[string]bool, 4)
+	out := xs[:0:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // recordIntent stores, before a batch is inserted, the highest stream
