@@ -60,6 +60,7 @@ type config struct {
 	IngestWorkers       int
 	IngestMaxAckPending int
 	IngestAckWait       time.Duration
+	PprofAddr           string
 	IngestInsertTimeout time.Duration
 
 	AnalysisInterval time.Duration
@@ -91,6 +92,7 @@ var envDoc = [][3]string{
 	{"INGEST_FLUSH_INTERVAL", "200ms", "longest an event waits for its batch to fill"},
 	{"INGEST_WORKERS", "2", "concurrent ingest loops in this process"},
 	{"INGEST_MAX_ACK_PENDING", "4 x batch x workers", "events delivered but not yet acknowledged, across all ingest processes"},
+	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles (debugging; keep it on loopback); empty: off"},
 	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
 	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch"},
 	{"ANALYSIS_INTERVAL", "30s", "how often the analyzer recomputes running tests"},
@@ -180,6 +182,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.IngestWorkers = num("INGEST_WORKERS")
 	c.IngestMaxAckPending = num("INGEST_MAX_ACK_PENDING")
 	c.IngestAckWait = dur("INGEST_ACK_WAIT")
+	c.PprofAddr = get("ABACUS_PPROF_ADDR")
 	c.IngestInsertTimeout = dur("INGEST_INSERT_TIMEOUT")
 	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
 

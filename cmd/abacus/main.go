@@ -115,6 +115,14 @@ func migrate(ctx context.Context, cfg *config, log *slog.Logger) error {
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	log.Info("abacus starting", append([]any{"version", buildVersion()}, cfg.summary()...)...)
 
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
