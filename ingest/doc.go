@@ -23,7 +23,8 @@
 //
 //  1. Client retries. The API publishes every event with its event_id as the
 //     JetStream message id; a retry inside the stream's duplicate window
-//     (two minutes) is dropped by JetStream and reported as a duplicate.
+//     (NATS_DUPLICATE_WINDOW, two minutes by default) is dropped by
+//     JetStream and reported as a duplicate.
 //  2. Redelivery. JetStream redelivers a message whose ack did not arrive
 //     within AckWait: its process died after the insert, or the ack was lost.
 //     Such a message carries NumDelivered > 1 -- unless the NATS server died

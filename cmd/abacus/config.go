@@ -51,6 +51,7 @@ type config struct {
 	NATSEmbeddedAddr string
 	NATSReplicas     int
 	StreamMaxAge     time.Duration
+	DuplicateWindow  time.Duration
 	DataDir          string
 
 	ClickHouseURL string
@@ -86,6 +87,7 @@ var envDoc = [][3]string{
 	{"NATS_EMBEDDED_LISTEN", "", "host:port where the embedded server accepts other clients; empty: in-process only"},
 	{"NATS_REPLICAS", "1", "replicas of the stream and KV buckets (3 in a cluster)"},
 	{"NATS_STREAM_MAX_AGE", "72h", "how long events stay in the stream"},
+	{"NATS_DUPLICATE_WINDOW", "2m", "JetStream remembers event ids this long: a client retry within it is stored once"},
 	{"DATA_DIR", "./data", "embedded NATS JetStream store (DATA_DIR/nats) and local ClickHouse data"},
 	{"CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/abacus", "ClickHouse native-protocol URL (database created if missing)"},
 	{"INGEST_BATCH_SIZE", "5000", "most events per ClickHouse insert"},
@@ -175,6 +177,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.NATSEmbeddedAddr = get("NATS_EMBEDDED_LISTEN")
 	c.NATSReplicas = num("NATS_REPLICAS")
 	c.StreamMaxAge = dur("NATS_STREAM_MAX_AGE")
+	c.DuplicateWindow = dur("NATS_DUPLICATE_WINDOW")
 	c.DataDir = get("DATA_DIR")
 	c.ClickHouseURL = get("CLICKHOUSE_URL")
 	c.IngestBatchSize = num("INGEST_BATCH_SIZE")

@@ -127,12 +127,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	bus, err := eventbus.Connect(ctx, eventbus.Config{
-		URL:            cfg.NATSURL,
-		CredsFile:      cfg.NATSCreds,
-		DataDir:        cfg.DataDir,
-		EmbeddedListen: cfg.NATSEmbeddedAddr,
-		Replicas:       cfg.NATSReplicas,
-		StreamMaxAge:   cfg.StreamMaxAge,
+		URL:             cfg.NATSURL,
+		CredsFile:       cfg.NATSCreds,
+		DataDir:         cfg.DataDir,
+		EmbeddedListen:  cfg.NATSEmbeddedAddr,
+		Replicas:        cfg.NATSReplicas,
+		StreamMaxAge:    cfg.StreamMaxAge,
+		DuplicateWindow: cfg.DuplicateWindow,
 	}, log.With("component", "eventbus"))
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ type Config struct {
 	Replicas int
 	// StreamMaxAge is how long events stay in the stream.
 	StreamMaxAge time.Duration
+	// DuplicateWindow is how long JetStream remembers message ids: a
+	// client's retry of an event within it is stored once.
+	DuplicateWindow time.Duration
 	// Name identifies this client to the server.
 	Name string
 }
@@ -56,6 +59,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StreamMaxAge == 0 {
 		c.StreamMaxAge = 72 * time.Hour
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
 	}
 	if c.Name == "" {
 		c.Name = "abacus"
@@ -167,7 +173,7 @@ func (b *Bus) Provision(ctx context.Context) error {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      b.cfg.StreamMaxAge,
-		Duplicates:  2 * time.Minute,
+		Duplicates:  b.cfg.DuplicateWindow,
 		Replicas:    b.cfg.Replicas,
 	})
 	if err != nil {
