@@ -470,3 +470,25 @@ func TestStoredLooksUpLargeBatches(t *testing.T) {
 		t.Errorf("stored marks the wrong events")
 	}
 }
+
+// BenchmarkWriterInsert is the bare ClickHouse ceiling that end-to-end
+// ingestion is compared with: batches of 10,000 result rows (5,000 events
+// with two metrics), column-wise, one connection.
+func BenchmarkWriterInsert(b *testing.B) {
+	conn, _ := chdbtest.Conn(b)
+	w := &Writer{conn: conn, metrics: newMetrics(prometheus.NewRegistry())}
+	var batch Batch
+	ts := time.Now().UTC()
+	for i := range 5000 {
+		batch.append(event{result: &eventv1.Result{EventID: fmt.Sprintf("e%d", i), TestID: "bench", UserID: fmt.Sprintf("u%d", i%1000),
+			VariantID: "b", Metrics: map[string]float64{"revenue": float64(i), "conversion": 1}, Timestamp: ts}}, uint64(i))
+	}
+	_, rows := batch.Rows()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := w.Write(b.Context(), &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
