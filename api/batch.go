@@ -323,18 +323,18 @@ func checkMetrics(in map[string]*float64) (map[string]float64, *httpError) {
 		return e
 	}
 	if len(in) == 0 {
-		return nil, invalid("metrics", "metrics needs at least one metric value")
+		return nil, invalid("metrics", "metrics: needs at least one metric value")
 	}
 	if len(in) > eventv1.MaxMetrics {
-		return nil, invalid("metrics", "metrics has more than %d metrics", eventv1.MaxMetrics)
+		return nil, invalid("metrics", "metrics: has more than %d metrics", eventv1.MaxMetrics)
 	}
 	out := make(map[string]float64, len(in))
 	for name, v := range in {
 		if !experiment.ValidID(name) {
-			return nil, invalid("metrics", "metric name %.40q must be 1-%d characters of letters, digits and _ . : @ = + -", name, experiment.MaxIDLength)
+			return nil, invalid("metrics", "metrics: metric name %.40q must be 1-%d characters of letters, digits and _ . : @ = + -", name, experiment.MaxIDLength)
 		}
 		if v == nil {
-			return nil, invalid("metrics."+name, "metrics.%s must be a number, not null", name)
+			return nil, invalid("metrics."+name, "metrics.%s: must be a number, not null", name)
 		}
 		out[name] = *v
 	}

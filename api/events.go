@@ -104,21 +104,9 @@ func (s *Server) record(c echo.Context) error {
 	if _, ok := t.Variant(req.VariantID); !ok {
 		return experiment.Invalid("variant_id", "is not a variant of test %s", t.ID)
 	}
-	if len(req.Metrics) == 0 {
-		return experiment.Invalid("metrics", "needs at least one metric value")
-	}
-	if len(req.Metrics) > eventv1.MaxMetrics {
-		return experiment.Invalid("metrics", "has more than %d metrics", eventv1.MaxMetrics)
-	}
-	metrics := make(map[string]float64, len(req.Metrics))
-	for name, v := range req.Metrics {
-		if !experiment.ValidID(name) {
-			return experiment.Invalid("metrics", "metric name %.40q must be 1-%d characters of letters, digits and _ . : @ = + -", name, experiment.MaxIDLength)
-		}
-		if v == nil {
-			return experiment.Invalid("metrics."+name, "must be a number, not null")
-		}
-		metrics[name] = *v
+	metrics, herr := checkMetrics(req.Metrics)
+	if herr != nil {
+		return herr
 	}
 	if req.EventID != "" && !eventIDPattern.MatchString(req.EventID) {
 		return experiment.Invalid("event_id", "must be 1-64 characters of letters, digits and _ . : -")
