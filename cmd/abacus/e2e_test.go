@@ -175,6 +175,30 @@ func (c *client) runningAB(name string) string {
 	return created.TestID
 }
 
+// waitIngestIdle waits for a /readyz ingest lag snapshot measured after
+// since that shows no pending and no unacknowledged events.
+func (c *client) waitIngestIdle(since time.Time, limit time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		var r struct {
+			Details struct {
+				IngestLag *struct {
+					Pending    uint64    `json:"pending"`
+					AckPending int       `json:"ack_pending"`
+					MeasuredAt time.Time `json:"measured_at"`
+				} `json:"ingest_lag"`
+			} `json:"details"`
+		}
+		c.call("GET", "/readyz", nil, &r)
+		if l := r.Details.IngestLag; l != nil && l.MeasuredAt.After(since) && l.Pending == 0 && l.AckPending == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.t.Fatalf("ingest still busy %v after %v", limit, since)
+}
+
 func (c *client) waitReady(p *proc) {
 	c.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)

@@ -138,9 +138,11 @@ func TestKillDuringLoad(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// Give redeliveries of batches whose acks died with a process time to
-	// arrive (AckWait 4s): they must not add rows.
-	time.Sleep(6 * time.Second)
+	// Wait until ingest reports nothing pending and nothing unacknowledged
+	// in a snapshot taken after every event was visible: redeliveries of
+	// batches whose acks died with a process have then been handled, and
+	// must not have added rows.
+	c.waitIngestIdle(time.Now(), time.Minute)
 	if err := conn.QueryRow(t.Context(), "SELECT count(), uniqExact(event_id) FROM results WHERE test_id = ?", testID).Scan(&rows, &distinct); err != nil {
 		t.Fatal(err)
 	}
