@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -445,6 +447,7 @@ func TestRecord(t *testing.T) {
 func TestWritesFailFastWhenNATSIsDown(t *testing.T) {
 	h := newHarness(t, Config{PublishTimeout: 500 * time.Millisecond})
 	id := h.createRunning()
+	port, store := h.srv.Addr().(*net.TCPAddr).Port, filepath.Dir(h.srv.StoreDir())
 	h.srv.Shutdown()
 	h.srv.WaitForShutdown()
 	start := time.Now()
@@ -452,12 +455,33 @@ func TestWritesFailFastWhenNATSIsDown(t *testing.T) {
 	if code != 503 || body["error"] == nil {
 		t.Errorf("record with NATS down = %d %v, want 503 with an error", code, body)
 	}
+	if d, _ := body["detail"].(map[string]any); d == nil || d["event_id"] == "" {
+		t.Errorf("503 for record names no event_id to retry with: %v", body)
+	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("record with NATS down took %v, want about the 500ms publish timeout", d)
 	}
 	// Reads that need no NATS keep working from memory.
 	if code, _ := h.do("GET", "/api/ab-testing/tests/"+id, ""); code != 200 {
 		t.Errorf("GET test with NATS down = %d, want 200", code)
+	}
+
+	// NATS comes back on the same address and store: writes recover by
+	// themselves, with no restart of the API.
+	eventbustest.RunServerAt(t, port, store)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, body = h.do("POST", "/api/ab-testing/tests/"+id+"/record", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1}, "event_id": "after-outage"}`)
+		if code == 202 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("record 15s after NATS returned = %d %v, want 202", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(streamMessages(t, h.bus.JS, eventv1.SubjectResult)); n != 1 {
+		t.Errorf("after recovery the stream holds %d results, want 1", n)
 	}
 }
 

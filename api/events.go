@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -127,6 +128,12 @@ func (s *Server) record(c echo.Context) error {
 	}
 	ack, err := s.publish(ctx, eventv1.SubjectResult, ev.EventID, &ev)
 	if err != nil {
+		// The event may still have reached the stream (its ack was lost):
+		// name its id so that a retry with it is stored once.
+		var he *httpError
+		if errors.As(err, &he) {
+			he.body.Detail = map[string]any{"event_id": ev.EventID}
+		}
 		return err
 	}
 	return c.JSON(http.StatusAccepted, recordResponse{Status: "accepted", EventID: ev.EventID, TestID: t.ID, Duplicate: ack.Duplicate})

@@ -86,6 +86,9 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
+		// No buffering while disconnected: a publish that the API reports
+		// as failed (503) must not be flushed to the server later.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
