@@ -373,8 +373,8 @@ func TestAssign(t *testing.T) {
 		if ev.TestID != id || seen[ev.UserID] != ev.VariantID {
 			t.Errorf("event %+v does not match the answer %s", ev, seen[ev.UserID])
 		}
-		if m.Headers().Get(jetstream.MsgIDHeader) != ev.EventID {
-			t.Errorf("message id %q, want the event id %q", m.Headers().Get(jetstream.MsgIDHeader), ev.EventID)
+		if want := "a:" + id + ":" + ev.EventID; m.Headers().Get(jetstream.MsgIDHeader) != want {
+			t.Errorf("message id %q, want %q", m.Headers().Get(jetstream.MsgIDHeader), want)
 		}
 	}
 
@@ -555,5 +555,26 @@ func TestHealth(t *testing.T) {
 	code, raw := h.doRaw("GET", "/metrics", "", "")
 	if code != 200 || !bytes.Contains(raw, []byte("abacus_http_requests_total")) {
 		t.Errorf("metrics = %d, missing abacus_http_requests_total:\n%.500s", code, raw)
+	}
+}
+
+// TestEventIDsAreScopedToTheTest records the same client event id in two
+// tests (one order counting in two experiments): both are stored, and only
+// a repeat within one test is a duplicate.
+func TestEventIDsAreScopedToTheTest(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b := h.createRunning(), h.createRunning()
+	body := `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1}, "event_id": "order-7"}`
+	for _, step := range []struct {
+		test string
+		dup  bool
+	}{{a, false}, {b, false}, {a, true}} {
+		code, resp := h.do("POST", "/api/ab-testing/tests/"+step.test+"/record", body)
+		if code != 202 || resp["duplicate"] != step.dup {
+			t.Errorf("record order-7 on %s = %d %v, want 202 with duplicate=%v", step.test, code, resp, step.dup)
+		}
+	}
+	if n := len(streamMessages(t, h.bus.JS, eventv1.SubjectResult)); n != 2 {
+		t.Errorf("stream holds %d results, want 2 (one per test)", n)
 	}
 }

@@ -110,14 +110,19 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return e
 		}
 		if perm == auth.AdminKeys {
-			c.Set(ctxKeyID, k.ID) // for the audit log; only here, as Set allocates
+			// For the audit log and the escalation check; only here, as Set allocates.
+			c.Set(ctxKeyID, k.ID)
+			c.Set(ctxKey, k)
 		}
 		return next(c)
 	}
 }
 
-// ctxKeyID is the echo.Context key of the caller's key id on admin routes.
-const ctxKeyID = "abacus.key_id"
+// Echo context keys of the caller's key id and key on admin routes.
+const (
+	ctxKeyID = "abacus.key_id"
+	ctxKey   = "abacus.key"
+)
 
 func (s *Server) unauthorized(c echo.Context, reason, msg string) error {
 	s.authFailures.WithLabelValues(reason).Inc()

@@ -478,3 +478,39 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 	}
 }
+
+// TestKeysCannotEscalate checks that a key can hand out only permissions it
+// holds: a key with admin.keys alone must not mint a "*" key, or rotate a
+// more powerful key into a successor it then holds.
+func TestKeysCannotEscalate(t *testing.T) {
+	h := newHarness(t, Config{})
+	keyAdmin := map[string]string{HeaderAPIKey: h.newKey("admin.keys", "ab_testing.read")}
+	tests := []struct {
+		perms string
+		want  int
+	}{
+		{`["*"]`, 403},
+		{`["ab_testing.*"]`, 403},
+		{`["ab_testing.create"]`, 403},
+		{`["ab_testing.read"]`, 201},
+		{`["admin.keys"]`, 201},
+	}
+	for _, tt := range tests {
+		resp, raw := h.call("POST", "/api/admin/keys", `{"user_id": "u", "permissions": `+tt.perms+`}`, keyAdmin)
+		if resp.StatusCode != tt.want {
+			t.Errorf("create %s with an admin.keys+read key = %d %s, want %d", tt.perms, resp.StatusCode, raw, tt.want)
+		}
+	}
+	// Rotating the full admin key would hand its successor "*" to the caller.
+	full, _, err := h.keys.Create(t.Context(), auth.NewKey{UserID: "root", Permissions: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, raw := h.call("POST", "/api/admin/keys/"+full.ID+"/rotate", "", keyAdmin); resp.StatusCode != 403 {
+		t.Errorf("rotate a * key with an admin.keys key = %d %s, want 403", resp.StatusCode, raw)
+	}
+	// A * key may grant anything.
+	if resp, raw := h.call("POST", "/api/admin/keys", `{"user_id": "u", "permissions": ["*"]}`, map[string]string{HeaderAPIKey: h.key}); resp.StatusCode != 201 {
+		t.Errorf("create * with the admin key = %d %s, want 201", resp.StatusCode, raw)
+	}
+}

@@ -97,15 +97,12 @@ func (s *Server) ingestBatch(c echo.Context) error {
 		index  int
 		future jetstream.PubAckFuture
 	}
-	pubs := make([]pub, 0, len(raws))
 	tests := map[string]*experiment.Test{}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-
+	valid := make([]element, 0, len(raws))
 	for i, raw := range raws {
 		item := &resp.Results[i]
 		item.Index = i
-		subject, msgID, variant, data, herr := s.batchElement(ctx, raw, tests, now)
+		el, herr := s.batchElement(ctx, raw, tests, now)
 		if herr != nil {
 			item.Status, item.Error, item.Field = outcomeRejected, herr.body.Error, herr.body.Field
 			if herr.status >= 500 {
@@ -113,36 +110,44 @@ func (s *Server) ingestBatch(c echo.Context) error {
 			}
 			continue
 		}
-		item.EventID = msgID
-		if subject == eventv1.SubjectAssignment {
-			item.VariantID = variant
+		el.index = i
+		item.EventID = el.eventID
+		if el.subject == eventv1.SubjectAssignment {
+			item.VariantID = el.variantID
 		}
-		msg := &nats.Msg{Subject: subject, Data: data}
-		f, err := s.async.PublishMsgAsync(msg, jetstream.WithMsgID(msgID),
+		valid = append(valid, el)
+	}
+
+	// The publish timeout starts after validation, which may have read tests.
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	pubs := make([]pub, 0, len(valid))
+	for _, el := range valid {
+		item := &resp.Results[el.index]
+		msg := &nats.Msg{Subject: el.subject, Data: el.data}
+		f, err := s.async.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(el.subject, el.testID, el.eventID)),
 			jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(s.cfg.PublishTimeout))
 		if err != nil {
 			item.Status, item.Error = outcomeFailed, "the event bus did not take the event; retry it with this event_id"
-			s.metrics.published.WithLabelValues(subject, "error").Inc()
+			s.metrics.published.WithLabelValues(el.subject, "error").Inc()
 			continue
 		}
-		pubs = append(pubs, pub{index: i, future: f})
+		pubs = append(pubs, pub{index: el.index, future: f})
 	}
 	for _, p := range pubs {
 		item := &resp.Results[p.index]
 		subject := p.future.Msg().Subject
-		select {
-		case ack := <-p.future.Ok():
+		ack, err := awaitAck(pctx, p.future)
+		switch {
+		case err == nil:
 			item.Status, item.Duplicate = outcomeAccepted, ack.Duplicate
 			outcome := "ok"
 			if ack.Duplicate {
 				outcome = "duplicate"
 			}
 			s.metrics.published.WithLabelValues(subject, outcome).Inc()
-		case <-p.future.Err():
-			item.Status, item.Error = outcomeFailed, "the event bus did not acknowledge the event; retry it with this event_id"
-			s.metrics.published.WithLabelValues(subject, "error").Inc()
-		case <-pctx.Done():
-			item.Status, item.Error = outcomeFailed, "no acknowledgement within the publish timeout; retry it with this event_id"
+		default:
+			item.Status, item.Error = outcomeFailed, "the event bus did not acknowledge the event in time; retry it with this event_id"
 			s.metrics.published.WithLabelValues(subject, "error").Inc()
 		}
 	}
@@ -169,6 +174,46 @@ func (s *Server) ingestBatch(c echo.Context) error {
 		code = http.StatusMultiStatus
 	}
 	return c.JSON(code, resp)
+}
+
+// awaitAck waits for one publish's acknowledgement. An ack that has already
+// arrived wins over an expired deadline, so an event that was stored is never
+// reported as failed because of the timing of this loop.
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	default:
+	}
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// msgID is the JetStream message id of an event: its kind, test and event
+// id. JetStream deduplicates message ids across the whole stream, so the
+// same client event id in two tests (one order counting in several
+// experiments) must give two ids.
+func msgID(subject, testID, eventID string) string {
+	kind := "r:"
+	if subject == eventv1.SubjectAssignment {
+		kind = "a:"
+	}
+	return kind + testID + ":" + eventID
+}
+
+// element is one validated batch element, ready to publish.
+type element struct {
+	index                               int
+	subject, testID, eventID, variantID string
+	data                                []byte
 }
 
 // readBatch splits the body into raw JSON objects.
@@ -225,16 +270,16 @@ func (s *Server) readBatch(c echo.Context) ([]json.RawMessage, error) {
 // batchElement validates one element and encodes its event. It returns a
 // 4xx *httpError for an invalid element and a 5xx one when the test could
 // not be read.
-func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests map[string]*experiment.Test, now time.Time) (subject, eventID, variantID string, data []byte, _ *httpError) {
+func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests map[string]*experiment.Test, now time.Time) (element, *httpError) {
 	var ev batchEvent
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ev); err != nil {
 		var he *httpError
 		if errors.As(jsonError(err), &he) {
-			return "", "", "", nil, he
+			return element{}, he
 		}
-		return "", "", "", nil, newError(http.StatusBadRequest, "invalid event: %v", err)
+		return element{}, newError(http.StatusBadRequest, "invalid event: %v", err)
 	}
 	invalid := func(field, format string, args ...any) *httpError {
 		e := newError(http.StatusBadRequest, format, args...)
@@ -244,42 +289,42 @@ func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests ma
 	t, ok := tests[ev.TestID]
 	if !ok {
 		if ev.TestID == "" {
-			return "", "", "", nil, invalid("test_id", "test_id is required")
+			return element{}, invalid("test_id", "test_id is required")
 		}
 		var err error
 		t, err = s.lookup(ctx, ev.TestID)
 		if errors.Is(err, experiment.ErrNotFound) {
-			return "", "", "", nil, invalid("test_id", "test %s not found", truncateID(ev.TestID))
+			return element{}, invalid("test_id", "test %s not found", truncateID(ev.TestID))
 		}
 		if err != nil {
-			return "", "", "", nil, &httpError{status: http.StatusServiceUnavailable, body: errorBody{Error: "reading the test failed; retry"}}
+			return element{}, &httpError{status: http.StatusServiceUnavailable, body: errorBody{Error: "reading the test failed; retry"}}
 		}
 		tests[ev.TestID] = t
 	}
 	if err := experiment.ValidateUserID("user_id", ev.UserID); err != nil {
-		return "", "", "", nil, invalid("user_id", "%v", err)
+		return element{}, invalid("user_id", "%v", err)
 	}
 	if t.Status != experiment.StatusRunning {
-		return "", "", "", nil, newError(http.StatusConflict, "test %s is %s: events are accepted only while it is running", t.ID, t.Status)
+		return element{}, newError(http.StatusConflict, "test %s is %s: events are accepted only while it is running", t.ID, t.Status)
 	}
 	ts := now
 	if ev.Timestamp != nil {
 		ts = ev.Timestamp.UTC()
 		if ts.After(now.Add(maxFutureSkew)) || ts.Before(now.Add(-maxEventAge)) {
-			return "", "", "", nil, invalid("timestamp", "timestamp must be within the last 30 days and at most 5 minutes ahead of the server clock")
+			return element{}, invalid("timestamp", "timestamp must be within the last 30 days and at most 5 minutes ahead of the server clock")
 		}
 	}
 	if ev.EventID != "" && !eventIDPattern.MatchString(ev.EventID) {
-		return "", "", "", nil, invalid("event_id", "event_id must be 1-64 characters of letters, digits and _ . : -")
+		return element{}, invalid("event_id", "event_id must be 1-64 characters of letters, digits and _ . : -")
 	}
 	switch ev.Type {
 	case "assignment":
 		v := experiment.Assign(t, ev.UserID)
 		if ev.VariantID != "" && ev.VariantID != v.ID {
-			return "", "", "", nil, invalid("variant_id", "user %s is assigned to variant %s, not %s", truncateID(ev.UserID), v.ID, truncateID(ev.VariantID))
+			return element{}, invalid("variant_id", "user %s is assigned to variant %s, not %s", truncateID(ev.UserID), v.ID, truncateID(ev.VariantID))
 		}
 		if ev.Metrics != nil {
-			return "", "", "", nil, invalid("metrics", "an assignment event carries no metrics")
+			return element{}, invalid("metrics", "an assignment event carries no metrics")
 		}
 		a := eventv1.Assignment{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: v.ID, Timestamp: ts}
 		if a.EventID == "" {
@@ -287,19 +332,19 @@ func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests ma
 		}
 		data, err := json.Marshal(&a)
 		if err != nil {
-			return "", "", "", nil, newError(http.StatusInternalServerError, "encoding event")
+			return element{}, newError(http.StatusInternalServerError, "encoding event")
 		}
-		return eventv1.SubjectAssignment, a.EventID, v.ID, data, nil
+		return element{subject: eventv1.SubjectAssignment, testID: t.ID, eventID: a.EventID, variantID: v.ID, data: data}, nil
 	case "result":
 		if ev.VariantID == "" {
-			return "", "", "", nil, invalid("variant_id", "variant_id is required")
+			return element{}, invalid("variant_id", "variant_id is required")
 		}
 		if _, ok := t.Variant(ev.VariantID); !ok {
-			return "", "", "", nil, invalid("variant_id", "%s is not a variant of test %s", truncateID(ev.VariantID), t.ID)
+			return element{}, invalid("variant_id", "%s is not a variant of test %s", truncateID(ev.VariantID), t.ID)
 		}
 		metrics, herr := checkMetrics(ev.Metrics)
 		if herr != nil {
-			return "", "", "", nil, herr
+			return element{}, herr
 		}
 		r := eventv1.Result{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: ev.VariantID, Metrics: metrics, Timestamp: ts}
 		if r.EventID == "" {
@@ -307,11 +352,11 @@ func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests ma
 		}
 		data, err := json.Marshal(&r)
 		if err != nil {
-			return "", "", "", nil, newError(http.StatusInternalServerError, "encoding event")
+			return element{}, newError(http.StatusInternalServerError, "encoding event")
 		}
-		return eventv1.SubjectResult, r.EventID, r.VariantID, data, nil
+		return element{subject: eventv1.SubjectResult, testID: t.ID, eventID: r.EventID, variantID: r.VariantID, data: data}, nil
 	}
-	return "", "", "", nil, invalid("type", `type must be "assignment" or "result"`)
+	return element{}, invalid("type", `type must be "assignment" or "result"`)
 }
 
 // checkMetrics validates a metrics object: 1 to MaxMetrics well-formed

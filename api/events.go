@@ -57,7 +57,7 @@ func (s *Server) assign(c echo.Context) error {
 		VariantID: v.ID,
 		Timestamp: s.now().UTC(),
 	}
-	if _, err := s.publish(ctx, eventv1.SubjectAssignment, ev.EventID, &ev); err != nil {
+	if _, err := s.publish(ctx, eventv1.SubjectAssignment, t.ID, ev.EventID, &ev); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, assignResponse{
@@ -126,7 +126,7 @@ func (s *Server) record(c echo.Context) error {
 	if ev.EventID == "" {
 		ev.EventID = uuid.Must(uuid.NewV7()).String()
 	}
-	ack, err := s.publish(ctx, eventv1.SubjectResult, ev.EventID, &ev)
+	ack, err := s.publish(ctx, eventv1.SubjectResult, t.ID, ev.EventID, &ev)
 	if err != nil {
 		// The event may still have reached the stream (its ack was lost):
 		// name its id so that a retry with it is stored once.
@@ -148,14 +148,14 @@ func statusConflict(t *experiment.Test, why string) error {
 // publish sends one event and waits, at most PublishTimeout, for JetStream to
 // acknowledge it. The event id is the message id, so JetStream drops a
 // retried duplicate (ack.Duplicate). Failure is a 503: the caller may retry.
-func (s *Server) publish(ctx context.Context, subject, eventID string, v any) (*jetstream.PubAck, error) {
+func (s *Server) publish(ctx context.Context, subject, testID, eventID string, v any) (*jetstream.PubAck, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s event: %w", subject, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	ack, err := s.pub.Publish(ctx, subject, data, jetstream.WithMsgID(eventID), jetstream.WithExpectStream(eventv1.Stream))
+	ack, err := s.pub.Publish(ctx, subject, data, jetstream.WithMsgID(msgID(subject, testID, eventID)), jetstream.WithExpectStream(eventv1.Stream))
 	if err != nil {
 		s.metrics.published.WithLabelValues(subject, "error").Inc()
 		return nil, unavailable("the event bus did not acknowledge the event; retry later", err)

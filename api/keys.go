@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -76,6 +78,29 @@ func caller(c echo.Context) string {
 	return "unauthenticated (development mode)"
 }
 
+// checkGrantable refuses to hand out permissions the caller does not hold:
+// a key with admin.keys alone must not mint a "*" key. A pattern is the
+// caller's to give when the caller holds "*", holds the same pattern, or
+// (for a pattern without wildcards) holds a pattern granting it. In
+// development mode there is no caller and nothing to check.
+func checkGrantable(c echo.Context, patterns []string) error {
+	k, ok := c.Get(ctxKey).(*auth.Key)
+	if !ok {
+		return nil
+	}
+	for _, p := range patterns {
+		if slices.Contains(k.Permissions, auth.All) || slices.Contains(k.Permissions, p) ||
+			(!strings.Contains(p, "*") && k.Allows(auth.Permission(p))) {
+			continue
+		}
+		e := newError(http.StatusForbidden, "the calling key cannot grant %q: it does not hold that permission", p)
+		e.body.Field = "permissions"
+		e.body.Detail = map[string]any{"permission": p}
+		return e
+	}
+	return nil
+}
+
 func (s *Server) createKey(c echo.Context) error {
 	ks, err := s.keyAdmin()
 	if err != nil {
@@ -83,6 +108,9 @@ func (s *Server) createKey(c echo.Context) error {
 	}
 	var req createKeyRequest
 	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	if err := checkGrantable(c, req.Permissions); err != nil {
 		return err
 	}
 	n := auth.NewKey{Name: req.Name, UserID: req.UserID, Permissions: req.Permissions, ExpiresAt: req.ExpiresAt}
@@ -161,6 +189,12 @@ func (s *Server) rotateKey(c echo.Context) error {
 			e := newError(http.StatusBadRequest, "grace_period_seconds must be in [0, %d]", int64(maxGrace/time.Second))
 			e.body.Field = "grace_period_seconds"
 			return e
+		}
+	}
+	if target, err := ks.Get(c.Request().Context(), c.Param("key_id")); err == nil {
+		// The successor inherits the key's permissions: they must be the caller's to give.
+		if err := checkGrantable(c, target.Permissions); err != nil {
+			return err
 		}
 	}
 	old, next, plain, err := ks.Rotate(c.Request().Context(), c.Param("key_id"), grace)
