@@ -184,7 +184,10 @@ func (r *Runner) runAll(ctx context.Context) {
 		if r.now().Sub(computed) < r.cfg.Interval/2 && !computed.Before(t.UpdatedAt) {
 			continue
 		}
-		if _, err := r.Analyze(ctx, t, "timer"); err != nil {
+		// Through the same flight as requests: a timer run and a request
+		// never compute one test at once (and never store an older report
+		// over a newer one).
+		if _, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "timer") }); err != nil {
 			r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
 		}
 	}

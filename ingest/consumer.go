@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,13 +35,12 @@ type Config struct {
 	MaxAckPending int
 	// MaxBackoff caps the redelivery delay after ClickHouse errors.
 	MaxBackoff time.Duration
-	// InsertTimeout bounds one ClickHouse insert (or redelivery lookup).
-	// AckWait must exceed it, so that a message is redelivered only after
-	// its earlier insert has committed or failed; keep a wide margin (the
-	// defaults are 20s and 60s).
+	// InsertTimeout bounds all the work on one fetched batch: dead-lettering
+	// poison messages, looking suspect ones up, recording the intent and the
+	// insert itself, on shutdown too. AckWait must exceed it plus
+	// FlushInterval, so that a message is redelivered only after the work on
+	// its earlier delivery has ended (the defaults are 20s and 60s).
 	InsertTimeout time.Duration
-	// ShutdownTimeout bounds the final insert and acks on shutdown.
-	ShutdownTimeout time.Duration
 	// LagInterval is how often the consumer's lag is measured.
 	LagInterval time.Duration
 }
@@ -63,9 +64,6 @@ func (c *Config) setDefaults() {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 5 * time.Second
 	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 30 * time.Second
-	}
 	if c.InsertTimeout == 0 {
 		c.InsertTimeout = 20 * time.Second
 	}
@@ -83,8 +81,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ingest flush interval %v: want at least 1ms", c.FlushInterval)
 	case c.Workers < 1 || c.Workers > 64:
 		return fmt.Errorf("ingest workers %d: want 1 to 64", c.Workers)
-	case c.AckWait < c.InsertTimeout+time.Second:
-		return fmt.Errorf("ingest ack wait %v: want more than the insert timeout %v plus 1s", c.AckWait, c.InsertTimeout)
+	case c.AckWait < c.InsertTimeout+c.FlushInterval+time.Second:
+		return fmt.Errorf("ingest ack wait %v: want at least the insert timeout %v plus the flush interval %v plus 1s",
+			c.AckWait, c.InsertTimeout, c.FlushInterval)
 	case c.MaxAckPending < c.BatchSize:
 		return fmt.Errorf("ingest max ack pending %d: want at least the batch size %d", c.MaxAckPending, c.BatchSize)
 	}
@@ -198,12 +197,13 @@ func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.
 		}
 		// The batch in hand is finished even when shutdown has begun: its
 		// messages are delivered and will otherwise wait AckWait to return.
-		delay := backoff(failures+1, c.cfg.MaxBackoff)
-		err = c.process(context.WithoutCancel(ctx), msgs, delay, log)
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.InsertTimeout)
+		err = c.process(bctx, msgs, backoff(failures+1, c.cfg.MaxBackoff), log)
+		cancel()
 		if err != nil {
 			failures++
-			log.Error("storing events failed; redelivery scheduled", "batch_rows", len(msgs), "retry_in", delay, "err", err)
-			sleep(ctx, delay)
+			log.Error("storing events failed; redelivery scheduled", "batch_rows", len(msgs), "err", err)
+			sleep(ctx, backoff(failures, c.cfg.MaxBackoff))
 			continue
 		}
 		failures = 0
@@ -215,6 +215,12 @@ func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.
 // event ClickHouse already holds is acknowledged without a second insert. On
 // a transient failure it naks the messages in hand with delay and returns
 // the error.
+//
+// ctx bounds the whole batch (InsertTimeout). When an insert fails in a way
+// that leaves its fate unknown (a timeout or a connection lost after the
+// data was sent), the messages are naked with a delay of AckWait, so that
+// the redelivery's lookup runs only after the server has finished with the
+// first attempt.
 func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time.Duration, log *slog.Logger) error {
 	type pending struct {
 		msg jetstream.Msg
@@ -232,7 +238,18 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		suspect := true
 		if md, err := m.Metadata(); err == nil {
 			p.seq = md.Sequence.Stream
-			suspect = md.NumDelivered > 1 || c.maybeStored(ctx, p.seq)
+			suspect = md.NumDelivered > 1
+			if !suspect {
+				below, err := c.maybeStored(ctx, p.seq)
+				if err != nil {
+					for _, m := range msgs {
+						_ = m.NakWithDelay(delay)
+					}
+					c.metrics.failures.WithLabelValues("insert").Inc()
+					return err
+				}
+				suspect = below
+			}
 		}
 		if suspect {
 			redelivered = append(redelivered, p)
@@ -240,10 +257,14 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		}
 		fresh = append(fresh, p)
 	}
-	nakAll := func(ps ...[]pending) {
+	nakAll := func(cause error, ps ...[]pending) {
+		d := delay
+		if uncertain(cause) {
+			d = max(d, c.cfg.AckWait)
+		}
 		for _, list := range ps {
 			for _, p := range list {
-				if err := p.msg.NakWithDelay(delay); err != nil {
+				if err := p.msg.NakWithDelay(d); err != nil {
 					log.Debug("naking message", "err", err)
 				}
 			}
@@ -255,12 +276,10 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		for i, p := range redelivered {
 			evs[i] = p.ev
 		}
-		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
-		stored, err := c.writer.stored(ictx, evs)
-		cancel()
+		stored, err := c.writer.stored(ctx, evs)
 		if err != nil {
 			c.metrics.failures.WithLabelValues("insert").Inc()
-			nakAll(fresh, redelivered)
+			nakAll(nil, fresh, redelivered)
 			return err
 		}
 		for _, p := range redelivered {
@@ -278,15 +297,15 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		top = max(top, p.seq)
 	}
 	if len(fresh) > 0 {
-		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
-		err := c.writer.recordIntent(ictx, c.intentKey, top)
+		err := c.writer.recordIntent(ctx, c.intentKey, top)
 		if err == nil {
-			err = c.writer.Write(ictx, &b)
+			if err = c.writer.Write(ctx, &b); err != nil {
+				err = &insertError{err}
+			}
 		}
-		cancel()
 		if err != nil {
 			c.metrics.failures.WithLabelValues("insert").Inc()
-			nakAll(fresh, skip)
+			nakAll(err, fresh, skip)
 			return err
 		}
 	}
@@ -308,22 +327,44 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 
 // maybeStored reports whether a message with stream sequence seq may have
 // been inserted by an earlier process: it is at or below the high-water mark
-// of intents recorded before this consumer started. Until that mark has been
-// read every message counts as suspect.
-func (c *Consumer) maybeStored(ctx context.Context, seq uint64) bool {
+// of intents recorded before this consumer started. The mark is read once;
+// an error reading it fails the batch.
+func (c *Consumer) maybeStored(ctx context.Context, seq uint64) (bool, error) {
 	mark := c.suspectUpTo.Load()
 	if mark < 0 {
-		ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
-		hw, err := c.writer.highWater(ictx, c.intentKey)
-		cancel()
+		hw, err := c.writer.highWater(ctx, c.intentKey)
 		if err != nil {
-			c.log.Warn("reading the ingest high-water mark; treating messages as possibly stored", "err", err)
-			return true
+			return true, err
 		}
 		c.suspectUpTo.CompareAndSwap(-1, int64(hw))
 		mark = c.suspectUpTo.Load()
 	}
-	return seq <= uint64(mark)
+	return seq <= uint64(mark), nil
+}
+
+// insertError marks a failed insert of event rows.
+type insertError struct{ err error }
+
+func (e *insertError) Error() string { return e.err.Error() }
+func (e *insertError) Unwrap() error { return e.err }
+
+// uncertain reports whether a failed insert may still commit: the server
+// did not answer with an exception and the connection did not fail before
+// anything was sent (a refused dial).
+func uncertain(err error) bool {
+	var ie *insertError
+	if !errors.As(err, &ie) {
+		return false
+	}
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return true
 }
 
 // deadLetter copies a poison message, with the reason, to the dead-letter
@@ -341,9 +382,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error
 		dl.Header.Set(eventv1.HeaderOriginalStreamSeq, seq)
 		msgID = "dl-" + seq
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := c.js.PublishMsg(pctx, dl, jetstream.WithMsgID(msgID)); err != nil {
+	if _, err := c.js.PublishMsg(ctx, dl, jetstream.WithMsgID(msgID)); err != nil {
 		log.Error("storing poison event in the dead-letter stream; will retry", "subject", m.Subject(), "err", err)
 		if nerr := m.NakWithDelay(delay); nerr != nil {
 			log.Debug("naking message", "err", nerr)

@@ -52,9 +52,17 @@
 // neither ReplacingMergeTree merges (which happen at an unknown time) nor
 // insert-block deduplication (which 18.16 offers only for replicated tables).
 //
+// Timing: all the work on one fetched batch (dead-lettering, lookups, the
+// intent, the insert) shares one deadline, InsertTimeout, and Validate
+// requires AckWait >= InsertTimeout + FlushInterval + 1s, so a message is
+// redelivered only after the work on its earlier delivery has ended. An
+// insert that failed without a verdict (a timeout, a connection lost after
+// the data was sent) may still commit on the server: its messages are naked
+// with a delay of at least AckWait, so their lookup runs after it settled.
+//
 // Shutdown: Run stops fetching when its context is done, finishes the batch
-// in hand (insert and acks, each bounded by InsertTimeout) and returns after
-// every worker has exited.
+// in hand (bounded by InsertTimeout) and returns after every worker has
+// exited.
 //
 // The package never serves HTTP and never computes statistics; it does not
 // import api or analysis.

@@ -296,6 +296,9 @@ func TestShutdownLosesNothing(t *testing.T) {
 	if got := e.count(t, "SELECT uniqExact(event_id) FROM results"); got != n {
 		t.Errorf("distinct events stored = %d, want %d", got, n)
 	}
+	if got := e.count(t, "SELECT count() FROM results"); got != n {
+		t.Errorf("rows stored = %d, want %d (no duplicates)", got, n)
+	}
 }
 
 func TestPoisonGoesToDeadLetter(t *testing.T) {
@@ -352,7 +355,7 @@ func TestRedeliveryAfterCrashIsNotDuplicated(t *testing.T) {
 			EventID: fmt.Sprintf("a%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "b", Timestamp: ts,
 		})
 	}
-	cfg := Config{BatchSize: 1000, FlushInterval: 10 * time.Millisecond, Workers: 1, AckWait: 2 * time.Second, InsertTimeout: time.Second}
+	cfg := Config{BatchSize: 1000, FlushInterval: 10 * time.Millisecond, Workers: 1, AckWait: 3 * time.Second, InsertTimeout: time.Second}
 	c, err := New(cfg, e.bus.JS, e.conn, e.log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -491,4 +494,50 @@ func BenchmarkWriterInsert(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestHighWaterMarkAfterLostDeliveries simulates a crash that took the NATS
+// server's record of deliveries with it: half the events are already in
+// ClickHouse and an intent covers them, but JetStream delivers them as new
+// (NumDelivered 1). The consumer must still store each event once.
+func TestHighWaterMarkAfterLostDeliveries(t *testing.T) {
+	e := newEnv(t)
+	const n = 30
+	ts := time.Now().UTC().Truncate(time.Second)
+	var stored Batch
+	var top uint64
+	for i := range n {
+		r := eventv1.Result{EventID: fmt.Sprintf("r%d", i), TestID: "t1", UserID: fmt.Sprintf("u%d", i), VariantID: "b",
+			Metrics: map[string]float64{"m": 1}, Timestamp: ts}
+		data, _ := json.Marshal(r)
+		ack, err := e.bus.JS.Publish(t.Context(), eventv1.SubjectResult, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			stored.append(event{result: &r}, ack.Sequence)
+			top = ack.Sequence
+		}
+	}
+	st, err := e.bus.JS.Stream(t.Context(), eventv1.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := eventv1.ConsumerIngest + "@" + st.CachedInfo().Created.UTC().Format(time.RFC3339Nano)
+	w := &Writer{conn: e.conn, metrics: newMetrics(prometheus.NewRegistry())}
+	if err := w.recordIntent(t.Context(), key, top); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(t.Context(), &stored); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t, Config{BatchSize: 100, FlushInterval: 10 * time.Millisecond, Workers: 1})
+	cons := e.consumer(t)
+	waitFor(t, 10*time.Second, "every message acknowledged", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if got := e.count(t, "SELECT count() FROM results"); got != n {
+		t.Errorf("results rows = %d, want %d: events at or below the high-water mark were inserted again", got, n)
+	}
 }

@@ -151,7 +151,7 @@ func TestKeysHTTP(t *testing.T) {
 	}
 	hs := httptest.NewServer(a.Handler())
 	t.Cleanup(hs.Close)
-	_, admin, err := st.Create(context.Background(), auth.NewKey{UserID: "admin", Permissions: []string{"admin.keys"}})
+	_, admin, err := st.Create(context.Background(), auth.NewKey{UserID: "admin", Permissions: []string{"*"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,13 +191,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	var cons *ingest.Consumer
 	if cfg.has(roleIngest) {
 		cons, err = ingest.New(ingest.Config{
-			BatchSize:       cfg.IngestBatchSize,
-			FlushInterval:   cfg.IngestFlushInterval,
-			Workers:         cfg.IngestWorkers,
-			MaxAckPending:   cfg.IngestMaxAckPending,
-			AckWait:         cfg.IngestAckWait,
-			InsertTimeout:   cfg.IngestInsertTimeout,
-			ShutdownTimeout: cfg.ShutdownTimeout,
+			BatchSize:     cfg.IngestBatchSize,
+			FlushInterval: cfg.IngestFlushInterval,
+			Workers:       cfg.IngestWorkers,
+			MaxAckPending: cfg.IngestMaxAckPending,
+			AckWait:       cfg.IngestAckWait,
+			InsertTimeout: cfg.IngestInsertTimeout,
 		}, bus.JS, conn, log.With("component", "ingest"), reg)
 		if err != nil {
 			return err
@@ -222,7 +221,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		}})
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
+	// Every component is built before any starts, so that a configuration
+	// error returns with nothing running.
+	var srv *api.Server
 	if cfg.has(roleAPI) {
 		keys, stopKeys, err := startKeyStore(ctx, cfg, bus, log.With("component", "auth"))
 		if err != nil {
@@ -235,7 +236,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			}
 			return nil
 		}})
-		srv, err := api.New(api.Config{
+		srv, err = api.New(api.Config{
 			Addr:            cfg.HTTPAddr,
 			MaxBodyBytes:    cfg.MaxBodyBytes,
 			PublishTimeout:  cfg.PublishTimeout,
@@ -256,17 +257,24 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+	}
+	var runner *analysis.Runner
+	if cfg.has(roleAnalyzer) {
+		runner, err = analysis.NewRunner(analysis.Config{Interval: cfg.AnalysisInterval},
+			conn, store, reportsKV, bus.NC, log.With("component", "analyzer"), reg)
+		if err != nil {
+			return err
+		}
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	if srv != nil {
 		g.Go(func() error { return srv.Run(ctx) })
 	}
 	if cons != nil {
 		g.Go(func() error { return cons.Run(ctx) })
 	}
-	if cfg.has(roleAnalyzer) {
-		runner, err := analysis.NewRunner(analysis.Config{Interval: cfg.AnalysisInterval},
-			conn, store, reportsKV, bus.NC, log.With("component", "analyzer"), reg)
-		if err != nil {
-			return err
-		}
+	if runner != nil {
 		g.Go(func() error { return runner.Run(ctx) })
 	}
 	err = g.Wait()
