@@ -238,7 +238,7 @@ func TestLifecycle(t *testing.T) {
 	}{
 		{"GET", path, "", 200, "draft"},
 		{"POST", path + "/assign", `{"user_id": "u1"}`, 409, ""},
-		{"POST", path + "/record", `{"user_id": "u1", "variant_id": "control", "metrics": {"conversion": 1}}`, 409, ""},
+		{"POST", path + "/record", `{"user_id": "u1", "metrics": {"conversion": 1}}`, 409, ""},
 		{"POST", path + "/stop", "", 409, ""},
 		{"POST", path + "/start", "", 200, "running"},
 		{"POST", path + "/start", "", 409, ""},
@@ -389,13 +389,13 @@ func TestRecord(t *testing.T) {
 	h := newHarness(t, Config{})
 	id := h.createRunning()
 	path := "/api/ab-testing/tests/" + id + "/record"
-	code, body := h.do("POST", path, `{"user_id": "u1", "variant_id": "one_page", "metrics": {"conversion": 1, "latency_ms": 120.5}}`)
+	code, body := h.do("POST", path, `{"user_id": "u1", "metrics": {"conversion": 1, "latency_ms": 120.5}}`)
 	if code != 202 || body["status"] != "accepted" || body["event_id"] == "" {
 		t.Fatalf("record = %d %v, want 202 accepted with an event id", code, body)
 	}
 	// A retry with the client's event id is stored once.
 	for i := range 2 {
-		code, body = h.do("POST", path, `{"user_id": "u2", "variant_id": "control", "metrics": {"conversion": 0}, "event_id": "client-evt-1"}`)
+		code, body = h.do("POST", path, `{"user_id": "u2", "metrics": {"conversion": 0}, "event_id": "client-evt-1"}`)
 		if code != 202 || body["duplicate"] != (i == 1) {
 			t.Fatalf("record #%d = %d %v, want 202 with duplicate=%v", i, code, body, i == 1)
 		}
@@ -408,8 +408,23 @@ func TestRecord(t *testing.T) {
 	if err := json.Unmarshal(msgs[0].Data(), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.TestID != id || ev.UserID != "u1" || ev.VariantID != "one_page" || ev.Metrics["latency_ms"] != 120.5 || ev.Validate() != nil {
-		t.Errorf("published result = %+v", ev)
+	var def experiment.Test
+	_, raw := h.doRaw("GET", "/api/ab-testing/tests/"+id, "", "")
+	if err := json.Unmarshal(raw, &def); err != nil {
+		t.Fatal(err)
+	}
+	assigned := experiment.Assign(&def, "u1").ID
+	if ev.TestID != id || ev.UserID != "u1" || ev.VariantID != assigned || ev.Metrics["latency_ms"] != 120.5 || ev.Validate() != nil {
+		t.Errorf("published result = %+v, want u1's assigned variant %s filled in", ev, assigned)
+	}
+	// A result naming another variant than the user's is rejected: a user
+	// never counts in two arms.
+	other := "control"
+	if assigned == "control" {
+		other = "one_page"
+	}
+	if code, body := h.do("POST", path, `{"user_id": "u1", "variant_id": "`+other+`", "metrics": {"m": 1}}`); code != 400 || body["field"] != "variant_id" {
+		t.Errorf("record with u1 in %s (assigned %s) = %d %v, want 400 on variant_id", other, assigned, code, body)
 	}
 
 	tests := []struct {
@@ -418,15 +433,15 @@ func TestRecord(t *testing.T) {
 		wantField  string
 	}{
 		{"unknown variant", `{"user_id": "u1", "variant_id": "nope", "metrics": {"m": 1}}`, 400, "variant_id"},
-		{"no variant", `{"user_id": "u1", "metrics": {"m": 1}}`, 400, "variant_id"},
-		{"no user", `{"variant_id": "control", "metrics": {"m": 1}}`, 400, "user_id"},
-		{"no metrics", `{"user_id": "u1", "variant_id": "control", "metrics": {}}`, 400, "metrics"},
-		{"string value", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": "1"}}`, 400, "metrics"},
-		{"null value", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": null}}`, 400, "metrics.m"},
-		{"overflow", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1e999}}`, 400, "metrics"},
-		{"metrics not an object", `{"user_id": "u1", "variant_id": "control", "metrics": [1]}`, 400, "metrics"},
-		{"bad metric name", `{"user_id": "u1", "variant_id": "control", "metrics": {"a b": 1}}`, 400, "metrics"},
-		{"bad event id", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1}, "event_id": "a/b"}`, 400, "event_id"},
+		{"no variant: the assigned one", `{"user_id": "u1", "metrics": {"m": 1}}`, 202, ""},
+		{"no user", `{"metrics": {"m": 1}}`, 400, "user_id"},
+		{"no metrics", `{"user_id": "u1", "metrics": {}}`, 400, "metrics"},
+		{"string value", `{"user_id": "u1", "metrics": {"m": "1"}}`, 400, "metrics"},
+		{"null value", `{"user_id": "u1", "metrics": {"m": null}}`, 400, "metrics.m"},
+		{"overflow", `{"user_id": "u1", "metrics": {"m": 1e999}}`, 400, "metrics"},
+		{"metrics not an object", `{"user_id": "u1", "metrics": [1]}`, 400, "metrics"},
+		{"bad metric name", `{"user_id": "u1", "metrics": {"a b": 1}}`, 400, "metrics"},
+		{"bad event id", `{"user_id": "u1", "metrics": {"m": 1}, "event_id": "a/b"}`, 400, "event_id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -439,7 +454,7 @@ func TestRecord(t *testing.T) {
 			}
 		})
 	}
-	if code, _ := h.do("POST", "/api/ab-testing/tests/nope/record", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1}}`); code != 404 {
+	if code, _ := h.do("POST", "/api/ab-testing/tests/nope/record", `{"user_id": "u1", "metrics": {"m": 1}}`); code != 404 {
 		t.Errorf("record on unknown test = %d, want 404", code)
 	}
 }
@@ -451,7 +466,7 @@ func TestWritesFailFastWhenNATSIsDown(t *testing.T) {
 	h.srv.Shutdown()
 	h.srv.WaitForShutdown()
 	start := time.Now()
-	code, body := h.do("POST", "/api/ab-testing/tests/"+id+"/record", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1}}`)
+	code, body := h.do("POST", "/api/ab-testing/tests/"+id+"/record", `{"user_id": "u1", "metrics": {"m": 1}}`)
 	if code != 503 || body["error"] == nil {
 		t.Errorf("record with NATS down = %d %v, want 503 with an error", code, body)
 	}
@@ -471,7 +486,7 @@ func TestWritesFailFastWhenNATSIsDown(t *testing.T) {
 	eventbustest.RunServerAt(t, port, store)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		code, body = h.do("POST", "/api/ab-testing/tests/"+id+"/record", `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1}, "event_id": "after-outage"}`)
+		code, body = h.do("POST", "/api/ab-testing/tests/"+id+"/record", `{"user_id": "u1", "metrics": {"m": 1}, "event_id": "after-outage"}`)
 		if code == 202 {
 			break
 		}
@@ -564,7 +579,7 @@ func TestHealth(t *testing.T) {
 func TestEventIDsAreScopedToTheTest(t *testing.T) {
 	h := newHarness(t, Config{})
 	a, b := h.createRunning(), h.createRunning()
-	body := `{"user_id": "u1", "variant_id": "control", "metrics": {"m": 1}, "event_id": "order-7"}`
+	body := `{"user_id": "u1", "metrics": {"m": 1}, "event_id": "order-7"}`
 	for _, step := range []struct {
 		test string
 		dup  bool

@@ -336,12 +336,11 @@ func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests ma
 		}
 		return element{subject: eventv1.SubjectAssignment, testID: t.ID, eventID: a.EventID, variantID: v.ID, data: data}, nil
 	case "result":
-		if ev.VariantID == "" {
-			return element{}, invalid("variant_id", "variant_id is required")
+		variant, err := resultVariant(t, ev.UserID, ev.VariantID)
+		if err != nil {
+			return element{}, invalid("variant_id", "%v", err)
 		}
-		if _, ok := t.Variant(ev.VariantID); !ok {
-			return element{}, invalid("variant_id", "%s is not a variant of test %s", truncateID(ev.VariantID), t.ID)
-		}
+		ev.VariantID = variant
 		metrics, herr := checkMetrics(ev.Metrics)
 		if herr != nil {
 			return element{}, herr
@@ -357,6 +356,24 @@ func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests ma
 		return element{subject: eventv1.SubjectResult, testID: t.ID, eventID: r.EventID, variantID: r.VariantID, data: data}, nil
 	}
 	return element{}, invalid("type", `type must be "assignment" or "result"`)
+}
+
+// resultVariant returns the variant a user's result counts toward: the
+// variant the user is assigned to. A result naming another variant is
+// rejected, so that a user never counts in two arms; an omitted variant_id
+// is filled in.
+func resultVariant(t *experiment.Test, userID, variantID string) (string, error) {
+	assigned := experiment.Assign(t, userID)
+	switch {
+	case variantID == "":
+		return assigned.ID, nil
+	case variantID == assigned.ID:
+		return variantID, nil
+	}
+	if _, ok := t.Variant(variantID); !ok {
+		return "", experiment.Invalid("variant_id", "%s is not a variant of test %s", truncateID(variantID), t.ID)
+	}
+	return "", experiment.Invalid("variant_id", "user %s is assigned to variant %s, not %s", truncateID(userID), assigned.ID, truncateID(variantID))
 }
 
 // checkMetrics validates a metrics object: 1 to MaxMetrics well-formed

@@ -33,7 +33,7 @@ func TestBatch(t *testing.T) {
 	for i := range 50 {
 		user := fmt.Sprintf("u%d", i)
 		events = append(events, fmt.Sprintf(`{"type": "assignment", "test_id": %q, "user_id": %q}`, id, user))
-		events = append(events, fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": %q, "variant_id": "control", "metrics": {"revenue": %d}, "event_id": "e-%d"}`, id, user, i, i))
+		events = append(events, fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": %q, "metrics": {"revenue": %d}, "event_id": "e-%d"}`, id, user, i, i))
 	}
 	code, r := h.batch("application/json", "["+strings.Join(events, ",")+"]")
 	if code != 202 || r.Accepted != 100 || r.Rejected != 0 || r.Failed != 0 {
@@ -66,13 +66,13 @@ func TestBatch(t *testing.T) {
 
 	// Mixed validity: 207, with each bad element named.
 	mixed := []string{
-		fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "x", "variant_id": "control", "metrics": {"m": 1}}`, id),
+		fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "x", "metrics": {"m": 1}}`, id),
 		fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "x", "variant_id": "nope", "metrics": {"m": 1}}`, id),
-		`{"type": "result", "test_id": "missing", "user_id": "x", "variant_id": "control", "metrics": {"m": 1}}`,
+		`{"type": "result", "test_id": "missing", "user_id": "x", "metrics": {"m": 1}}`,
 		fmt.Sprintf(`{"type": "click", "test_id": %q, "user_id": "x"}`, id),
-		fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "x", "variant_id": "control", "metrics": {"m": null}}`, id),
+		fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "x", "metrics": {"m": null}}`, id),
 		fmt.Sprintf(`{"type": "assignment", "test_id": %q, "user_id": "x", "variant_id": "wrong"}`, id),
-		fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "x", "variant_id": "control", "metrics": {"m": 1}, "timestamp": %q}`, id, time.Now().Add(time.Hour).Format(time.RFC3339)),
+		fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "x", "metrics": {"m": 1}, "timestamp": %q}`, id, time.Now().Add(time.Hour).Format(time.RFC3339)),
 		`{"type": "result", "extra": 1}`,
 		`[1]`,
 	}
@@ -116,7 +116,7 @@ func TestBatchWhenNATSIsDown(t *testing.T) {
 	id := h.createRunning()
 	h.srv.Shutdown()
 	h.srv.WaitForShutdown()
-	body := fmt.Sprintf(`[{"type": "result", "test_id": %q, "user_id": "u", "variant_id": "control", "metrics": {"m": 1}, "event_id": "keep-me"}]`, id)
+	body := fmt.Sprintf(`[{"type": "result", "test_id": %q, "user_id": "u", "metrics": {"m": 1}, "event_id": "keep-me"}]`, id)
 	start := time.Now()
 	code, r := h.batch("application/json", body)
 	if code != 503 || r.Failed != 1 || r.Results[0].EventID != "keep-me" {

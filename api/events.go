@@ -99,12 +99,11 @@ func (s *Server) record(c echo.Context) error {
 	if err := experiment.ValidateUserID("user_id", req.UserID); err != nil {
 		return err
 	}
-	if req.VariantID == "" {
-		return experiment.Invalid("variant_id", "is required")
+	variant, err := resultVariant(t, req.UserID, req.VariantID)
+	if err != nil {
+		return err
 	}
-	if _, ok := t.Variant(req.VariantID); !ok {
-		return experiment.Invalid("variant_id", "is not a variant of test %s", t.ID)
-	}
+	req.VariantID = variant
 	metrics, herr := checkMetrics(req.Metrics)
 	if herr != nil {
 		return herr

@@ -69,7 +69,7 @@ func TestKillDuringLoad(t *testing.T) {
 			mu.Unlock()
 			var events []string
 			for _, id := range ids {
-				events = append(events, fmt.Sprintf(`{"type":"result","test_id":%q,"user_id":"u-%s","variant_id":"a","metrics":{"m":1,"k":2},"event_id":%q}`,
+				events = append(events, fmt.Sprintf(`{"type":"result","test_id":%q,"user_id":"u-%s","metrics":{"m":1,"k":2},"event_id":%q}`,
 					testID, id[len(id)-3:], id))
 			}
 			var resp struct {

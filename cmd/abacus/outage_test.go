@@ -88,7 +88,7 @@ func TestClickHouseOutage(t *testing.T) {
 		t.Helper()
 		var events []string
 		for range n {
-			events = append(events, fmt.Sprintf(`{"type":"result","test_id":%q,"user_id":"u%d","variant_id":"a","metrics":{"m":%d},"event_id":"o-%d"}`,
+			events = append(events, fmt.Sprintf(`{"type":"result","test_id":%q,"user_id":"u%d","metrics":{"m":%d},"event_id":"o-%d"}`,
 				testID, sent%500, sent, sent))
 			sent++
 		}
