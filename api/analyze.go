@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -37,17 +38,29 @@ func (s *Server) analyze(c echo.Context) error {
 		maxAge = time.Duration(secs * float64(time.Second))
 	}
 
+	fresh := func(computedAt time.Time) bool {
+		return s.now().Sub(computedAt) <= maxAge && !computedAt.Before(t.UpdatedAt)
+	}
+	// The in-process cache first: a hot report is served without a round
+	// trip to NATS.
+	if report, computedAt, ok := s.cachedReport(t.ID); ok && fresh(computedAt) {
+		return reportResponse(c, report, false)
+	}
 	stored, computedAt, err := s.storedReport(ctx, t.ID)
 	if err != nil {
 		s.log.Warn("reading stored report", "experiment_id", t.ID, "err", err)
 	}
-	if stored != nil && s.now().Sub(computedAt) <= maxAge && !computedAt.Before(t.UpdatedAt) {
+	if stored != nil && fresh(computedAt) {
+		s.cacheReport(t.ID, stored, computedAt)
 		return reportResponse(c, stored, false)
 	}
 
-	fresh, err := s.requestAnalysis(ctx, t.ID)
+	report, err := s.requestAnalysis(ctx, t.ID)
 	if err == nil {
-		return reportResponse(c, fresh, false)
+		if at, err := reportTime(report); err == nil {
+			s.cacheReport(t.ID, report, at)
+		}
+		return reportResponse(c, report, false)
 	}
 	var he *httpError
 	if errors.As(err, &he) && he.status < 500 {
@@ -63,6 +76,39 @@ func (s *Server) analyze(c echo.Context) error {
 func reportResponse(c echo.Context, report []byte, stale bool) error {
 	c.Response().Header().Set("Abacus-Report-Stale", strconv.FormatBool(stale))
 	return c.JSONBlob(http.StatusOK, report)
+}
+
+// cachedReport returns a report from the in-process cache: 8 bytes of its
+// computation time (Unix nanoseconds), then the report's JSON.
+func (s *Server) cachedReport(testID string) ([]byte, time.Time, bool) {
+	if s.reportCache == nil {
+		return nil, time.Time{}, false
+	}
+	v, err := s.reportCache.Get("report:" + testID)
+	if err != nil || len(v) < 8 {
+		return nil, time.Time{}, false
+	}
+	return v[8:], time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
+}
+
+func (s *Server) cacheReport(testID string, report []byte, computedAt time.Time) {
+	if s.reportCache == nil {
+		return
+	}
+	v := make([]byte, 8+len(report))
+	binary.BigEndian.PutUint64(v, uint64(computedAt.UnixNano()))
+	copy(v[8:], report)
+	if err := s.reportCache.Set("report:"+testID, v); err != nil {
+		s.log.Debug("caching report", "experiment_id", testID, "err", err)
+	}
+}
+
+func reportTime(report []byte) (time.Time, error) {
+	var head struct {
+		ComputedAt time.Time `json:"computed_at"`
+	}
+	err := json.Unmarshal(report, &head)
+	return head.ComputedAt, err
 }
 
 // storedReport returns the stored report of a test and when it was computed.

@@ -89,6 +89,13 @@ type requester interface {
 	RequestMsgWithContext(ctx context.Context, msg *nats.Msg) (*nats.Msg, error)
 }
 
+// byteCache is an in-process cache of byte values (met by *bigcache.BigCache;
+// a miss is an error).
+type byteCache interface {
+	Get(key string) ([]byte, error)
+	Set(key string, entry []byte) error
+}
+
 // reportReader reads stored reports (met by jetstream.KeyValue).
 type reportReader interface {
 	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
@@ -116,22 +123,26 @@ type Deps struct {
 	// Keys verifies and manages API keys (an *auth.Store); required unless
 	// Config.AuthDisabled.
 	Keys keyStore
+	// ReportCache caches analysis reports in process (optional).
+	ReportCache byteCache
 }
 
 // Server is the Abacus HTTP API.
 type Server struct {
-	cfg      Config
-	e        *echo.Echo
-	reg      testRegistry
-	pub      publisher
-	async    asyncPublisher // batches; nil when the publisher cannot publish asynchronously
-	req      requester
-	reports  reportReader
-	checks   []Check
-	log      *slog.Logger
-	metrics  *metrics
-	stopping atomic.Bool
-	now      func() time.Time
+	cfg Config
+	e   *echo.Echo
+	reg testRegistry
+	pub publisher
+	// reportCache holds recent analysis reports; nil disables it.
+	reportCache byteCache
+	async       asyncPublisher // batches; nil when the publisher cannot publish asynchronously
+	req         requester
+	reports     reportReader
+	checks      []Check
+	log         *slog.Logger
+	metrics     *metrics
+	stopping    atomic.Bool
+	now         func() time.Time
 
 	keys         keyStore
 	perms        map[routeKey]auth.Permission // the route table's permissions
@@ -167,6 +178,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Keys == nil && !cfg.AuthDisabled {
 		return nil, errors.New("no API key store: set Deps.Keys, or Config.AuthDisabled for development")
 	}
+	s.reportCache = d.ReportCache
 	if ap, ok := d.Publisher.(asyncPublisher); ok {
 		s.async = ap
 	}

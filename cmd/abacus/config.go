@@ -62,6 +62,7 @@ type config struct {
 	IngestMaxAckPending int
 	IngestAckWait       time.Duration
 	PprofAddr           string
+	AnalysisCacheMB     int
 	IngestInsertTimeout time.Duration
 
 	AnalysisInterval time.Duration
@@ -94,6 +95,7 @@ var envDoc = [][3]string{
 	{"INGEST_FLUSH_INTERVAL", "200ms", "longest an event waits for its batch to fill"},
 	{"INGEST_WORKERS", "2", "concurrent ingest loops in this process"},
 	{"INGEST_MAX_ACK_PENDING", "4 x batch x workers", "events delivered but not yet acknowledged, across all ingest processes"},
+	{"CACHE_ANALYSIS_MAX_MB", "64", "in-process (bigcache) cache of analysis reports for hot analyze reads, in MB; 0 disables it"},
 	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles (debugging; keep it on loopback); empty: off"},
 	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
 	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch"},
@@ -186,6 +188,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.IngestMaxAckPending = num("INGEST_MAX_ACK_PENDING")
 	c.IngestAckWait = dur("INGEST_ACK_WAIT")
 	c.PprofAddr = get("ABACUS_PPROF_ADDR")
+	c.AnalysisCacheMB = num("CACHE_ANALYSIS_MAX_MB")
 	c.IngestInsertTimeout = dur("INGEST_INSERT_TIMEOUT")
 	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/allegro/bigcache/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -236,6 +237,14 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			}
 			return nil
 		}})
+		var reportCache *bigcache.BigCache
+		if cfg.AnalysisCacheMB > 0 {
+			reportCache, err = newReportCache(ctx, cfg.AnalysisCacheMB)
+			if err != nil {
+				return err
+			}
+			defer reportCache.Close()
+		}
 		srv, err = api.New(api.Config{
 			Addr:            cfg.HTTPAddr,
 			MaxBodyBytes:    cfg.MaxBodyBytes,
@@ -244,15 +253,16 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			AuthDisabled:    cfg.Environment == "development",
 		}, api.Deps{
-			Keys:      keys,
-			Registry:  store,
-			Publisher: bus.JS,
-			Requester: bus.NC,
-			Reports:   reportsKV,
-			Checks:    checks,
-			Logger:    log.With("component", "api"),
-			Metrics:   reg,
-			Gatherer:  reg,
+			Keys:        keys,
+			Registry:    store,
+			Publisher:   bus.JS,
+			Requester:   bus.NC,
+			Reports:     reportsKV,
+			ReportCache: cacheOrNil(reportCache),
+			Checks:      checks,
+			Logger:      log.With("component", "api"),
+			Metrics:     reg,
+			Gatherer:    reg,
 		})
 		if err != nil {
 			return err
@@ -280,4 +290,34 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	err = g.Wait()
 	log.Info("abacus stopped", "err", err)
 	return err
+}
+
+// newReportCache builds the API's in-process cache of analysis reports,
+// sized deliberately (bigcache's defaults preallocate hundreds of MB). Its
+// cleanup goroutine ends with ctx; entries live at most ten minutes, and
+// the handler checks each report's age against max_age anyway.
+func newReportCache(ctx context.Context, maxMB int) (*bigcache.BigCache, error) {
+	c, err := bigcache.New(ctx, bigcache.Config{
+		Shards:             64,
+		LifeWindow:         10 * time.Minute,
+		CleanWindow:        time.Minute,
+		MaxEntriesInWindow: 4096,
+		MaxEntrySize:       8192,
+		HardMaxCacheSize:   maxMB,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the analysis report cache: %w", err)
+	}
+	return c, nil
+}
+
+// cacheOrNil keeps a nil *BigCache from becoming a non-nil interface.
+func cacheOrNil(c *bigcache.BigCache) interface {
+	Get(string) ([]byte, error)
+	Set(string, []byte) error
+} {
+	if c == nil {
+		return nil
+	}
+	return c
 }
