@@ -34,7 +34,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Interval == 0 {
-		c.Interval = 30 * time.Second
+		c.Interval = time.Minute
 	}
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = 20 * time.Second

@@ -99,7 +99,7 @@ var envDoc = [][3]string{
 	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles (debugging; keep it on loopback); empty: off"},
 	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
 	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch"},
-	{"ANALYSIS_INTERVAL", "30s", "how often the analyzer recomputes running tests"},
+	{"ANALYSIS_INTERVAL", "60s", "how often the analyzer recomputes running tests"},
 }
 
 // loadConfig reads .env (without overriding the environment), then the
