@@ -28,7 +28,8 @@ type Config struct {
 	Interval time.Duration
 	// QueryTimeout bounds one test's analysis.
 	QueryTimeout time.Duration
-	// Concurrency bounds the on-demand analyses in flight.
+	// Concurrency bounds the on-demand analyses in flight, and the timer
+	// cycle's workers.
 	Concurrency int
 }
 
@@ -167,29 +168,52 @@ func (r *Runner) Run(ctx context.Context) error {
 // report predates its stop. A report younger than half the interval (written
 // by another replica) is left alone, so replicas share the work.
 func (r *Runner) runAll(ctx context.Context) {
+	// Tests are analyzed by Concurrency workers; the cycle returns when all
+	// are done, so cycles never overlap.
+	work := make(chan *experiment.Test)
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range work {
+				r.runOne(ctx, t)
+			}
+		}()
+	}
 	for _, t := range r.tests.List() {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		if t.Status == experiment.StatusDraft {
-			continue
+		if t.Status != experiment.StatusDraft {
+			work <- t
 		}
-		computed, err := r.storedAt(ctx, t.ID)
-		if err != nil {
-			r.log.Warn("reading stored report", "experiment_id", t.ID, "err", err)
-		}
-		if t.Status == experiment.StatusStopped && t.StoppedAt != nil && computed.After(*t.StoppedAt) {
-			continue
-		}
-		if r.now().Sub(computed) < r.cfg.Interval/2 && !computed.Before(t.UpdatedAt) {
-			continue
-		}
-		// Through the same flight as requests: a timer run and a request
-		// never compute one test at once (and never store an older report
-		// over a newer one).
-		if _, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "timer") }); err != nil {
-			r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
-		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// runOne analyzes one test on the timer unless its stored report is recent
+// enough (written by another replica, or final after a stop).
+func (r *Runner) runOne(ctx context.Context, t *experiment.Test) {
+	if ctx.Err() != nil {
+		return
+	}
+	computed, err := r.storedAt(ctx, t.ID)
+	if err != nil {
+		r.log.Warn("reading stored report", "experiment_id", t.ID, "err", err)
+	}
+	if t.Status == experiment.StatusStopped && t.StoppedAt != nil && computed.After(*t.StoppedAt) {
+		return
+	}
+	if r.now().Sub(computed) < r.cfg.Interval/2 && !computed.Before(t.UpdatedAt) {
+		return
+	}
+	// Through the same flight as requests: a timer run and a request never
+	// compute one test at once (and never store an older report over a
+	// newer one).
+	if _, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "timer") }); err != nil {
+		r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
 	}
 }
 
