@@ -102,6 +102,10 @@ type Consumer struct {
 	// suspectUpTo is the high-water mark read at start: messages at or
 	// below it may already be in ClickHouse. -1 until it has been read.
 	suspectUpTo atomic.Int64
+	// reserved is the highest mark recorded by this process: marks are
+	// reserved ahead (intentAhead batches), so most batches insert no
+	// intent row at all.
+	reserved atomic.Uint64
 	// intentKey names this stream's marks in ingest_intents: the durable
 	// consumer and the stream's creation time, so that a stream created
 	// anew (sequences start again at 1) does not inherit old marks.
@@ -297,7 +301,7 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		top = max(top, p.seq)
 	}
 	if len(fresh) > 0 {
-		err := c.writer.recordIntent(ctx, c.intentKey, top)
+		err := c.reserve(ctx, top)
 		if err == nil {
 			if err = c.writer.Write(ctx, &b); err != nil {
 				err = &insertError{err}
@@ -323,6 +327,29 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 	c.metrics.events.Add(float64(len(fresh)))
 	c.metrics.batchSize.Observe(float64(len(fresh)))
 	return nil
+}
+
+// intentAhead is how many batches beyond the current one a recorded mark
+// covers. A larger value means fewer intent rows (ClickHouse parts) and,
+// after a crash, more messages looked up before they are inserted.
+const intentAhead = 10
+
+// reserve makes sure that a mark at or above top is recorded before a batch
+// holding sequences up to top is inserted.
+func (c *Consumer) reserve(ctx context.Context, top uint64) error {
+	if top <= c.reserved.Load() {
+		return nil
+	}
+	mark := top + uint64(intentAhead*c.cfg.BatchSize)
+	if err := c.writer.recordIntent(ctx, c.intentKey, mark); err != nil {
+		return err
+	}
+	for {
+		cur := c.reserved.Load()
+		if cur >= mark || c.reserved.CompareAndSwap(cur, mark) {
+			return nil
+		}
+	}
 }
 
 // maybeStored reports whether a message with stream sequence seq may have

@@ -29,9 +29,11 @@
 //     within AckWait: its process died after the insert, or the ack was lost.
 //     Such a message carries NumDelivered > 1 -- unless the NATS server died
 //     too (the embedded server dies with its process) and lost the record of
-//     the delivery. So before every insert ingest also writes the batch's
-//     highest stream sequence to the ingest_intents table, and at start it
-//     reads the highest one recorded: a message is suspect when it was
+//     the delivery. So before an insert ingest makes sure that the
+//     ingest_intents table holds a mark at or above the batch's highest
+//     stream sequence (it reserves ten batches ahead, so most inserts write
+//     no mark), and at start it reads the highest one recorded: a message
+//     is suspect when it was
 //     redelivered or its sequence is at or below that mark. Before inserting
 //     suspect messages, ingest asks ClickHouse which of their (test_id,
 //     event_id) pairs are stored and acknowledges those without inserting
