@@ -173,6 +173,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	// Acks are sent without waiting: make sure the server has them before
+	// reporting the batch in hand as done.
+	if err := c.js.Conn().FlushTimeout(5 * time.Second); err != nil {
+		c.log.Warn("flushing the last acks", "err", err)
+	}
 	c.log.Info("ingest stopped: all fetched events processed")
 	return nil
 }
