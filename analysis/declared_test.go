@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -66,14 +65,8 @@ type declaredRef struct {
 // count as 0; the z-test) and winsorization (the cap from ClickHouse's
 // quantileExact) against statsmodels and SciPy.
 func TestAnalyzeDeclaredMetrics(t *testing.T) {
-	raw, err := os.ReadFile("testdata/report_reference.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ref declaredRef
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
+	readReference(t, &ref)
 	conn, _ := chdbtest.Conn(t)
 	bus := eventbustest.Connect(t, eventbustest.RunServer(t))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

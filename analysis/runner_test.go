@@ -66,14 +66,8 @@ func close9(got *float64, want float64) bool {
 // redelivered duplicates), runs the analyzer over NATS request-reply as the
 // API does, and checks every number against SciPy's.
 func TestAnalyzeMatchesSciPy(t *testing.T) {
-	raw, err := os.ReadFile("testdata/report_reference.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ref refFile
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
+	readReference(t, &ref)
 	conn, _ := chdbtest.Conn(t)
 	bus := eventbustest.Connect(t, eventbustest.RunServer(t))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -158,40 +152,24 @@ func TestAnalyzeMatchesSciPy(t *testing.T) {
 			if v.SampleSize != w.N {
 				t.Errorf("%s sample_size = %d, want %d", name, v.SampleSize, w.N)
 			}
-			for _, f := range []struct {
-				field string
-				got   *float64
-				want  float64
-			}{
+			checkFields(t, name, []fieldCheck{
 				{"mean_value", v.MeanValue, w.Mean},
 				{"std_dev", v.StdDev, w.StdDev},
 				{"confidence_interval_lower", v.ConfidenceIntervalLower, w.CILower},
 				{"confidence_interval_upper", v.ConfidenceIntervalUpper, w.CIUpper},
-			} {
-				if !close9(f.got, f.want) {
-					t.Errorf("%s %s = %v, want %v (SciPy)", name, f.field, deref(f.got), f.want)
-				}
-			}
+			})
 		}
 		for _, c := range m.Comparisons {
 			w := want.Comparisons[c.VariantID]
 			name := fmt.Sprintf("%s/%s vs control", m.Metric, c.VariantID)
-			for _, f := range []struct {
-				field string
-				got   *float64
-				want  float64
-			}{
+			checkFields(t, name, []fieldCheck{
 				{"absolute_difference", c.AbsoluteDifference, w.Diff},
 				{"t_statistic", c.TStatistic, w.T},
 				{"degrees_of_freedom", c.DegreesOfFreedom, w.DoF},
 				{"p_value", c.PValue, w.PValue},
 				{"confidence_interval_lower", c.ConfidenceIntervalLower, w.CILower},
 				{"confidence_interval_upper", c.ConfidenceIntervalUpper, w.CIUpper},
-			} {
-				if !close9(f.got, f.want) {
-					t.Errorf("%s %s = %v, want %v (SciPy)", name, f.field, deref(f.got), f.want)
-				}
-			}
+			})
 		}
 	}
 	if len(rep.Metrics) != 2 || rep.Metrics[0].Metric != "revenue" {
@@ -218,6 +196,35 @@ func TestAnalyzeMatchesSciPy(t *testing.T) {
 	}
 	if reply.Header.Get(eventv1.HeaderStatus) != "404" {
 		t.Errorf("analysis of an unknown test: status %q, want 404", reply.Header.Get(eventv1.HeaderStatus))
+	}
+}
+
+// fieldCheck is one reported number and its reference value.
+type fieldCheck struct {
+	field string
+	got   *float64
+	want  float64
+}
+
+// checkFields compares reported numbers with SciPy's to 1e-9.
+func checkFields(t *testing.T, name string, fs []fieldCheck) {
+	t.Helper()
+	for _, f := range fs {
+		if !close9(f.got, f.want) {
+			t.Errorf("%s %s = %v, want %v (SciPy)", name, f.field, deref(f.got), f.want)
+		}
+	}
+}
+
+// readReference decodes testdata/report_reference.json into v.
+func readReference(t *testing.T, v any) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/report_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatal(err)
 	}
 }
 

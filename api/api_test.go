@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +49,8 @@ type harness struct {
 	keys *auth.Store
 	key  string
 	logs *logBuffer // everything the server logged, at debug level
+	// skew moves the key store's clock ahead of the wall clock.
+	skew *atomic.Int64
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
@@ -80,7 +82,8 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err := store.WaitReady(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	keys := startKeys(t, bus, log)
+	skew := new(atomic.Int64)
+	keys := startKeys(t, bus, log, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
 	cache, err := bigcache.New(context.Background(), bigcache.Config{Shards: 4, LifeWindow: time.Minute, MaxEntriesInWindow: 64, MaxEntrySize: 1024, HardMaxCacheSize: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +93,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, srv: s, bus: bus, api: a, http: httptest.NewServer(a.Handler()), keys: keys, logs: logs}
+	h := &harness{t: t, srv: s, bus: bus, api: a, http: httptest.NewServer(a.Handler()), keys: keys, logs: logs, skew: skew}
 	h.key = h.newKey("*")
 	t.Cleanup(h.http.Close)
 	return h
@@ -111,29 +114,14 @@ func (h *harness) do(method, path, body string) (int, map[string]any) {
 
 func (h *harness) doRaw(method, path, contentType, body string) (int, []byte) {
 	h.t.Helper()
-	var r io.Reader
+	hdr := map[string]string{}
 	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(h.t.Context(), method, h.http.URL+path, r)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", contentType)
+		hdr["Content-Type"] = contentType
 	}
 	if h.key != "" {
-		req.Header.Set(HeaderAPIKey, h.key)
+		hdr[HeaderAPIKey] = h.key
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	resp, raw := h.call(method, path, body, hdr)
 	return resp.StatusCode, raw
 }
 

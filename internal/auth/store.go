@@ -112,6 +112,9 @@ type Config struct {
 	RotationGrace time.Duration
 	// LastUsedInterval is how often last_used_at is written behind.
 	LastUsedInterval time.Duration
+	// Now is the clock that expiry and revocation are checked against
+	// (default time.Now); tests move it instead of sleeping.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -120,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LastUsedInterval == 0 {
 		c.LastUsedInterval = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -147,8 +153,7 @@ type Store struct {
 	byDigest map[Digest]*entry
 	byID     map[string]*entry
 
-	readyOnce sync.Once
-	ready     chan struct{}
+	ready *kvwatch.Ready
 }
 
 // NewStore returns a Store over kv. Call Run to load and watch the bucket.
@@ -162,10 +167,10 @@ func NewStore(kv jetstream.KeyValue, cfg Config, log *slog.Logger) (*Store, erro
 		cfg:      cfg,
 		hash:     newHasher(cfg.Pepper),
 		log:      log,
-		now:      time.Now,
+		now:      cfg.Now,
 		byDigest: make(map[Digest]*entry),
 		byID:     make(map[string]*entry),
-		ready:    make(chan struct{}),
+		ready:    kvwatch.NewReady("the API keys"),
 	}
 	if cfg.StaticKey != "" {
 		e := &entry{lastUsed: new(atomic.Int64), digest: s.hash.digest(cfg.StaticKey)}
@@ -222,28 +227,14 @@ func (s *Store) Run(ctx context.Context) error {
 		s.flushLoop(ctx)
 	}()
 	defer func() { <-flushed }()
-	return kvwatch.Run(ctx, s.kv, s.log, s.apply, func() { s.readyOnce.Do(func() { close(s.ready) }) })
+	return kvwatch.Run(ctx, s.kv, s.log, s.apply, s.ready.Open)
 }
 
 // WaitReady blocks until the initial contents of the bucket are loaded.
-func (s *Store) WaitReady(ctx context.Context) error {
-	select {
-	case <-s.ready:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the API keys: %w", ctx.Err())
-	}
-}
+func (s *Store) WaitReady(ctx context.Context) error { return s.ready.Wait(ctx) }
 
 // Ready reports whether the initial contents are loaded.
-func (s *Store) Ready() bool {
-	select {
-	case <-s.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Store) Ready() bool { return s.ready.IsOpen() }
 
 // Hash names how this store digests keys (sha256 or hmac-sha256).
 func (s *Store) Hash() string { return s.hash.name() }

@@ -24,15 +24,7 @@ import (
 // keysKV connects to url and returns the provisioned keys bucket.
 func keysKV(t *testing.T, url string) jetstream.KeyValue {
 	t.Helper()
-	bus, err := eventbus.Connect(t.Context(), eventbus.Config{URL: url}, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
-	if err := bus.Provision(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := bus.KV(t.Context(), eventbus.BucketKeys)
+	kv, err := eventbustest.ConnectURL(t, url).KV(t.Context(), eventbus.BucketKeys)
 	if err != nil {
 		t.Fatal(err)
 	}

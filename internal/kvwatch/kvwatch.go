@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -52,5 +53,39 @@ func watch(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyV
 			}
 			apply(e)
 		}
+	}
+}
+
+// Ready is a latch that opens once a watched view has loaded the bucket's
+// initial contents. Its zero value is not usable: use NewReady.
+type Ready struct {
+	once sync.Once
+	ch   chan struct{}
+	what string
+}
+
+// NewReady returns a closed latch; what names the view in errors.
+func NewReady(what string) *Ready { return &Ready{ch: make(chan struct{}), what: what} }
+
+// Open opens the latch; later calls do nothing. Pass it to Run as ready.
+func (r *Ready) Open() { r.once.Do(func() { close(r.ch) }) }
+
+// Wait blocks until the latch opens or ctx is done.
+func (r *Ready) Wait(ctx context.Context) error {
+	select {
+	case <-r.ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for %s: %w", r.what, ctx.Err())
+	}
+}
+
+// IsOpen reports whether the initial contents are loaded.
+func (r *Ready) IsOpen() bool {
+	select {
+	case <-r.ch:
+		return true
+	default:
+		return false
 	}
 }

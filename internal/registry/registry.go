@@ -31,8 +31,7 @@ type Store struct {
 	mu    sync.RWMutex
 	tests map[string]entry
 
-	readyOnce sync.Once
-	ready     chan struct{}
+	ready *kvwatch.Ready
 }
 
 type entry struct {
@@ -42,14 +41,14 @@ type entry struct {
 
 // New returns a Store over kv. Call Run to keep it in sync.
 func New(kv jetstream.KeyValue, log *slog.Logger) *Store {
-	return &Store{kv: kv, log: log, tests: make(map[string]entry), ready: make(chan struct{})}
+	return &Store{kv: kv, log: log, tests: make(map[string]entry), ready: kvwatch.NewReady("the test registry")}
 }
 
 // Run watches the bucket and applies every change to the in-memory copy until
 // ctx is done. It re-establishes the watch if it ends early. It returns nil
 // after ctx is done and its watcher has stopped.
 func (s *Store) Run(ctx context.Context) error {
-	return kvwatch.Run(ctx, s.kv, s.log, s.apply, func() { s.readyOnce.Do(func() { close(s.ready) }) })
+	return kvwatch.Run(ctx, s.kv, s.log, s.apply, s.ready.Open)
 }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
@@ -73,24 +72,10 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 }
 
 // WaitReady blocks until the initial contents of the bucket are loaded.
-func (s *Store) WaitReady(ctx context.Context) error {
-	select {
-	case <-s.ready:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the test registry: %w", ctx.Err())
-	}
-}
+func (s *Store) WaitReady(ctx context.Context) error { return s.ready.Wait(ctx) }
 
 // Ready reports whether the initial contents are loaded.
-func (s *Store) Ready() bool {
-	select {
-	case <-s.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Store) Ready() bool { return s.ready.IsOpen() }
 
 // Get returns the test with id. It serves from memory and falls back to the
 // bucket for an id it has not seen yet (a test created on another replica a

@@ -20,15 +20,7 @@ import (
 func newStore(t *testing.T, url string) (*Store, jetstream.KeyValue) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus, err := eventbus.Connect(t.Context(), eventbus.Config{URL: url}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
-	if err := bus.Provision(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := bus.KV(t.Context(), eventbus.BucketTests)
+	kv, err := eventbustest.ConnectURL(t, url).KV(t.Context(), eventbus.BucketTests)
 	if err != nil {
 		t.Fatal(err)
 	}

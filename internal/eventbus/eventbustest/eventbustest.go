@@ -52,7 +52,14 @@ func RunServerAt(t testing.TB, port int, dir string) *server.Server {
 // connection is closed when the test ends.
 func Connect(t testing.TB, s *server.Server) *eventbus.Bus {
 	t.Helper()
-	bus, err := eventbus.Connect(context.Background(), eventbus.Config{URL: s.ClientURL()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return ConnectURL(t, s.ClientURL())
+}
+
+// ConnectURL is Connect for a server's URL, for tests that open several
+// connections (replicas) to one server.
+func ConnectURL(t testing.TB, url string) *eventbus.Bus {
+	t.Helper()
+	bus, err := eventbus.Connect(context.Background(), eventbus.Config{URL: url}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("connecting to nats-server: %v", err)
 	}
