@@ -86,3 +86,23 @@ func checkLevel(level float64) error {
 	}
 	return nil
 }
+
+// Combine returns the Sample of the union of two disjoint groups of users,
+// from their Samples alone (Chan, Golub and LeVeque's pairwise update):
+// the mean is the N-weighted mean, and the sum of squared deviations is
+// the two groups' sums plus δ²·n_a·n_b/n, δ the difference of their means.
+func Combine(a, b Sample) Sample {
+	switch {
+	case a.N == 0:
+		return b
+	case b.N == 0:
+		return a
+	}
+	na, nb := float64(a.N), float64(b.N)
+	n := na + nb
+	delta := b.Mean - a.Mean
+	out := Sample{N: a.N + b.N, Mean: a.Mean + delta*nb/n}
+	m2 := a.Variance*(na-1) + b.Variance*(nb-1) + delta*delta*na*nb/n
+	out.Variance = max(0, m2/(n-1))
+	return out
+}

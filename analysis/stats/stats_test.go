@@ -315,6 +315,19 @@ func TestSampleFromValues(t *testing.T) {
 	}
 }
 
+// TestCombine checks that combining the Samples of two groups gives the
+// Sample of all their values, for every split point of a list.
+func TestCombine(t *testing.T) {
+	xs := []float64{1e6 + 3, 1e6 - 2, 1e6 + 7.5, 1e6, 1e6 + 1, 1e6 - 4, 1e6 + 2}
+	want := SampleFromValues(xs)
+	for k := 0; k <= len(xs); k++ {
+		got := Combine(SampleFromValues(xs[:k]), SampleFromValues(xs[k:]))
+		if got.N != want.N || !matches(got.Mean, want.Mean) || !matches(got.Variance, want.Variance) {
+			t.Errorf("split at %d: Combine = %+v, want %+v", k, got, want)
+		}
+	}
+}
+
 // TestWelchTTestSymmetry checks that swapping the arms negates the
 // difference, the t statistic and the interval, and keeps the rest.
 func TestWelchTTestSymmetry(t *testing.T) {
