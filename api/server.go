@@ -37,6 +37,12 @@ type Config struct {
 	// AuthDisabled serves every route without an API key (ENVIRONMENT=
 	// development); every response then carries an X-Abacus-Warning header.
 	AuthDisabled bool
+	// CORSOrigins are the origins allowed to call the API from a browser
+	// (none by default: no CORS headers are sent).
+	CORSOrigins []string
+	// TrustedProxies are the networks whose X-Forwarded-For header names the
+	// client IP; with none, the client IP is the peer address.
+	TrustedProxies []*net.IPNet
 }
 
 func (c *Config) setDefaults() {
@@ -186,6 +192,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(s.log)
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	s.e = e
 	s.routes()
 	if err := s.checkRoutes(); err != nil {

@@ -66,6 +66,9 @@ type config struct {
 	IngestInsertTimeout time.Duration
 
 	AnalysisInterval time.Duration
+
+	CORSOrigins    []string
+	TrustedProxies []*net.IPNet
 }
 
 // envDoc lists every environment variable with its default, for --help and
@@ -80,6 +83,8 @@ var envDoc = [][3]string{
 	{"ABACUS_TARGET", "all", "roles serve runs: all, or a comma list of api, ingest, analyzer"},
 	{"ABACUS_HTTP_ADDR", "127.0.0.1:8000", "HTTP listen address"},
 	{"INPUT_MAX_REQUEST_SIZE_MB", "10", "largest request body in MB (413 above)"},
+	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com); empty: none"},
+	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address"},
 	{"PUBLISH_TIMEOUT", "5s", "longest wait for JetStream to acknowledge an event (503 after)"},
 	{"SHUTDOWN_TIMEOUT", "30s", "longest drain of each component on SIGTERM"},
 	{"ANALYSIS_REPORT_MAX_AGE", "10s", "GET .../analyze serves a stored report younger than this"},
@@ -191,6 +196,20 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.AnalysisCacheMB = num("CACHE_ANALYSIS_MAX_MB")
 	c.IngestInsertTimeout = dur("INGEST_INSERT_TIMEOUT")
 	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
+	c.CORSOrigins = list(get("CORS_ALLOWED_ORIGINS"))
+	for _, o := range c.CORSOrigins {
+		if o == "*" || !(strings.HasPrefix(o, "https://") || strings.HasPrefix(o, "http://")) {
+			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q: want origins such as https://dash.example.com (no wildcard)", o))
+		}
+	}
+	for _, p := range list(get("TRUSTED_PROXIES")) {
+		n, err := parseNet(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
 
 	fs := flag.NewFlagSet("abacus serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -218,6 +237,33 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, err
 	}
 	return c, c.validate()
+}
+
+// list splits a comma list, dropping blanks.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parseNet parses a CIDR, or one IP as a single-address network.
+func parseNet(s string) (*net.IPNet, error) {
+	if _, n, err := net.ParseCIDR(s); err == nil {
+		return n, nil
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, fmt.Errorf("%q: want an IP or a CIDR such as 10.0.0.0/8", s)
+	}
+	bits := 128
+	if ip4 := ip.To4(); ip4 != nil {
+		ip, bits = ip4, 32
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
 }
 
 func parseTargets(s string) ([]string, error) {

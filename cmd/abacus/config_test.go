@@ -49,6 +49,13 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
 		{name: "bad body size", env: map[string]string{"INPUT_MAX_REQUEST_SIZE_MB": "0"}, wantErr: "INPUT_MAX_REQUEST_SIZE_MB"},
 		{name: "embedded listen with external url", env: map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_EMBEDDED_LISTEN": "127.0.0.1:4222"}, wantErr: "NATS_EMBEDDED_LISTEN"},
+		{name: "proxies and origins", env: map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,::1", "CORS_ALLOWED_ORIGINS": "https://a.example.com,http://localhost:3000"}, check: func(t *testing.T, c *config) {
+			if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.0.2.1/32" || c.TrustedProxies[2].String() != "::1/128" || len(c.CORSOrigins) != 2 {
+				t.Errorf("proxies %v, origins %v", c.TrustedProxies, c.CORSOrigins)
+			}
+		}},
+		{name: "bad proxy", env: map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, wantErr: `TRUSTED_PROXIES: "proxy.local"`},
+		{name: "wildcard origin", env: map[string]string{"CORS_ALLOWED_ORIGINS": "*"}, wantErr: "CORS_ALLOWED_ORIGINS"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {

@@ -252,6 +252,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			ReportMaxAge:    cfg.ReportMaxAge,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			AuthDisabled:    cfg.Environment == "development",
+			CORSOrigins:     cfg.CORSOrigins,
+			TrustedProxies:  cfg.TrustedProxies,
 		}, api.Deps{
 			Keys:        keys,
 			Registry:    store,
