@@ -1,0 +1,189 @@
+package validate
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// segment is one step of a JSON path: an object key or an array index.
+type segment struct {
+	key   string
+	index int // -1 for a key
+}
+
+// renderPath writes segs the way Violation.Field shows them:
+// "variants[1].variant_name".
+func renderPath(segs []segment) string {
+	var b strings.Builder
+	for _, s := range segs {
+		if s.index >= 0 {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.index))
+			b.WriteByte(']')
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
+	}
+	return b.String()
+}
+
+// parseField splits a rendered path back into segments. It never fails: text
+// that is not a valid index is taken as part of a key.
+func parseField(field string) []segment {
+	var segs []segment
+	for _, part := range strings.Split(field, ".") {
+		key, rest, _ := strings.Cut(part, "[")
+		if key != "" || rest == "" {
+			segs = append(segs, segment{key: key, index: -1})
+		}
+		for rest != "" {
+			num, after, ok := strings.Cut(rest, "]")
+			n, err := strconv.Atoi(num)
+			if !ok || err != nil || n < 0 || strconv.Itoa(n) != num {
+				// Not an index: keep the text as (part of) a key.
+				if len(segs) == 0 || segs[len(segs)-1].index >= 0 {
+					segs = append(segs, segment{index: -1})
+				}
+				segs[len(segs)-1].key += "[" + rest
+				break
+			}
+			segs = append(segs, segment{index: n})
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	return segs
+}
+
+type pkind uint8
+
+const (
+	pKey      pkind = iota // key glob, '*' matches any run
+	pAnyIndex              // [*]
+	pIndex                 // [n]
+	pAny                   // **
+)
+
+type pseg struct {
+	kind  pkind
+	glob  string
+	index int
+}
+
+// pattern is a parsed ExemptFields or IdentifierFields entry; see Config.
+type pattern []pseg
+
+func parsePattern(s string) (pattern, error) {
+	if s == "" {
+		return nil, fmt.Errorf("empty pattern")
+	}
+	var p pattern
+	for _, part := range strings.Split(s, ".") {
+		if part == "**" {
+			p = append(p, pseg{kind: pAny})
+			continue
+		}
+		key, rest, hasIdx := strings.Cut(part, "[")
+		if key == "" && !hasIdx {
+			return nil, fmt.Errorf("pattern %q has an empty segment", s)
+		}
+		if key != "" {
+			if strings.Contains(key, "]") {
+				return nil, fmt.Errorf("pattern %q has a stray ]", s)
+			}
+			p = append(p, pseg{kind: pKey, glob: key})
+		}
+		for hasIdx {
+			idx, after, ok := strings.Cut(rest, "]")
+			if !ok {
+				return nil, fmt.Errorf("pattern %q has an unclosed [", s)
+			}
+			if idx == "*" {
+				p = append(p, pseg{kind: pAnyIndex})
+			} else {
+				n, err := strconv.Atoi(idx)
+				if err != nil || n < 0 {
+					return nil, fmt.Errorf("pattern %q has a bad index [%s]", s, idx)
+				}
+				p = append(p, pseg{kind: pIndex, index: n})
+			}
+			if after == "" {
+				break
+			}
+			if after[0] != '[' {
+				return nil, fmt.Errorf("pattern %q has text after ]", s)
+			}
+			rest = after[1:]
+		}
+	}
+	return p, nil
+}
+
+func (ps pseg) matchOne(s segment) bool {
+	switch ps.kind {
+	case pKey:
+		return s.index < 0 && globMatch(ps.glob, s.key)
+	case pAnyIndex:
+		return s.index >= 0
+	case pIndex:
+		return s.index == ps.index
+	}
+	return false
+}
+
+// match reports whether p matches all of segs. It is the classic wildcard
+// algorithm with "**" as the star: it backtracks only to the last "**", so it
+// runs in O(len(p)*len(segs)).
+func (p pattern) match(segs []segment) bool {
+	pi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(segs) {
+		switch {
+		case pi < len(p) && p[pi].kind == pAny:
+			star, mark = pi, si
+			pi++
+		case pi < len(p) && p[pi].matchOne(segs[si]):
+			pi++
+			si++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi].kind == pAny {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// globMatch matches s against a glob where '*' is any run of bytes.
+func globMatch(glob, s string) bool {
+	gi, si := 0, 0
+	star, mark := -1, 0
+	for si < len(s) {
+		switch {
+		case gi < len(glob) && glob[gi] == '*':
+			star, mark = gi, si
+			gi++
+		case gi < len(glob) && glob[gi] == s[si]:
+			gi++
+			si++
+		case star >= 0:
+			gi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for gi < len(glob) && glob[gi] == '*' {
+		gi++
+	}
+	return gi == len(glob)
+}
