@@ -68,35 +68,51 @@ func newAuthFailures(reg prometheus.Registerer) *prometheus.CounterVec {
 	return c
 }
 
-// authenticate enforces the route table: public routes pass; every other
-// request, including one for a path or method that does not exist, needs a
-// valid key (401), and a route needs a key granting its permission (403).
-// With authentication disabled every request passes and the response says
-// so in a header.
+// authenticate enforces the route table and the rate limits, in this order:
+//
+//  1. public routes pass, unlimited (health checks, metrics, the spec);
+//  2. identify: the API key is verified (never trusted unverified, so random
+//     keys cannot mint fresh rate-limit buckets); a request without a valid
+//     key is limited per client IP under the tighter auth-failure policy
+//     (429 once exceeded), then answered 401;
+//  3. rate limit: the key's global and route windows, times its
+//     rate_limit_multiplier (429 with Retry-After);
+//  4. authorize: a route needs a key granting its permission (403).
+//
+// Every request, including one for a path or method that does not exist,
+// needs a valid key. With authentication disabled every request passes,
+// limited per client IP, and the response says so in a header.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if s.cfg.AuthDisabled {
 			c.Response().Header().Set(HeaderWarning, devModeWarning)
-			return next(c)
 		}
 		perm, declared := s.perms[routeKey{c.Request().Method, c.Path()}]
 		if declared && perm == auth.Public {
 			return next(c)
 		}
-		raw, ok := requestKey(c.Request())
-		if !ok {
-			return s.unauthorized(c, "missing", "missing API key: send it in the X-API-Key header or as Authorization: Bearer <key>")
+		if s.cfg.AuthDisabled {
+			if s.limits != nil {
+				if denied, err := s.limits.check(c, s.limits.plan(c), "ip:"+c.RealIP(), 1); denied {
+					return err
+				}
+			}
+			return next(c)
 		}
-		k, err := s.keys.Verify(raw)
-		switch {
-		case errors.Is(err, auth.ErrMalformed):
-			return s.unauthorized(c, "malformed", "malformed API key")
-		case errors.Is(err, auth.ErrExpired):
-			return s.unauthorized(c, "expired", "API key expired")
-		case errors.Is(err, auth.ErrRevoked):
-			return s.unauthorized(c, "revoked", "API key revoked")
-		case err != nil:
-			return s.unauthorized(c, "unknown", "invalid API key")
+		k, reason, msg := s.identify(c.Request())
+		if k == nil {
+			if s.limits != nil {
+				if denied, err := s.limits.check(c, s.limits.authFail, "ip:"+c.RealIP(), 1); denied {
+					s.authFailures.WithLabelValues(reason).Inc()
+					return err
+				}
+			}
+			return s.unauthorized(c, reason, msg)
+		}
+		if s.limits != nil {
+			if denied, err := s.limits.check(c, s.limits.plan(c), "key:"+k.ID, k.RateLimitMultiplier); denied {
+				return err
+			}
 		}
 		if !declared {
 			// Echo's own 404, 405 and OPTIONS answers: no permission to check.
@@ -109,13 +125,34 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			e.body.Detail = map[string]any{"permission": perm}
 			return e
 		}
-		if perm == auth.AdminKeys {
+		if perm == auth.AdminKeys || perm == auth.AdminCache {
 			// For the audit log and the escalation check; only here, as Set allocates.
 			c.Set(ctxKeyID, k.ID)
 			c.Set(ctxKey, k)
 		}
 		return next(c)
 	}
+}
+
+// identify verifies the request's API key. Without a valid one it returns
+// the failure's reason (a metric label) and message.
+func (s *Server) identify(r *http.Request) (k *auth.Key, reason, msg string) {
+	raw, ok := requestKey(r)
+	if !ok {
+		return nil, "missing", "missing API key: send it in the X-API-Key header or as Authorization: Bearer <key>"
+	}
+	k, err := s.keys.Verify(raw)
+	switch {
+	case errors.Is(err, auth.ErrMalformed):
+		return nil, "malformed", "malformed API key"
+	case errors.Is(err, auth.ErrExpired):
+		return nil, "expired", "API key expired"
+	case errors.Is(err, auth.ErrRevoked):
+		return nil, "revoked", "API key revoked"
+	case err != nil:
+		return nil, "unknown", "invalid API key"
+	}
+	return k, "", ""
 }
 
 // Echo context keys of the caller's key id and key on admin routes.

@@ -16,6 +16,9 @@ import (
 type errorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
+	// Rule names the input validation rule that rejected the request
+	// (sql_injection, xss, max_length, ...).
+	Rule string `json:"rule,omitempty"`
 	// Detail carries extra machine-readable context, such as a test's status.
 	Detail map[string]any `json:"detail,omitempty"`
 }

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
 
@@ -21,7 +23,15 @@ func (s *Server) power(c echo.Context) error {
 	if len(body) == 0 || body[0] != '{' {
 		return newError(http.StatusBadRequest, "the body must be a JSON object")
 	}
-	reply, err := s.askAnalyzer(c.Request().Context(), eventv1.SubjectPower, body)
+	ask := func(ctx context.Context) ([]byte, error) { return s.askAnalyzer(ctx, eventv1.SubjectPower, body) }
+	var reply []byte
+	var err error
+	if s.cache != nil {
+		// A pure function of the request: the general layer keeps answers.
+		reply, err = cache.CachedCodec(c.Request().Context(), s.cache, cache.LayerGeneral, "power:"+digest(body), cache.Bytes{}, ask)
+	} else {
+		reply, err = ask(c.Request().Context())
+	}
 	if err != nil {
 		return err
 	}
@@ -46,7 +56,16 @@ func (s *Server) analyzeHistory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	reply, err := s.askAnalyzer(ctx, eventv1.SubjectHistory, body)
+	ask := func(ctx context.Context) ([]byte, error) { return s.askAnalyzer(ctx, eventv1.SubjectHistory, body) }
+	var reply []byte
+	if rev, ok := s.reportRevision(c, t.ID); ok && s.cache != nil {
+		// The history changes when the analyzer stores a report: the
+		// query layer keeps it per report revision.
+		key := cache.Key("history", t.ID, metric, rev)
+		reply, err = cache.CachedCodec(ctx, s.cache, cache.LayerQuery, key, cache.Bytes{}, ask)
+	} else {
+		reply, err = ask(ctx)
+	}
 	if err != nil {
 		return err
 	}

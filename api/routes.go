@@ -11,14 +11,18 @@ import (
 
 // routes is the route table: every endpoint of the API, in one place, with
 // the permission an API key needs to call it (see authenticate; the README
-// lists them). schemas/openapi.yaml describes each of them; tests keep the
+// lists them). Middleware runs in the seed's order, CORS, input validation,
+// rate limiting, authentication, with two refinements: authenticate
+// verifies the key before it applies the limits, which are per verified
+// key; and the body is validated after authentication (validateBody), so
+// that anonymous clients cannot make the server read and scan bodies. schemas/openapi.yaml describes each of them; tests keep the
 // two in step, and New fails on a route added without s.handle.
 func (s *Server) routes() {
 	s.e.Use(s.metricsMiddleware, s.recoverMiddleware, securityHeaders)
 	if len(s.cfg.CORSOrigins) > 0 {
 		s.e.Use(cors(s.cfg.CORSOrigins))
 	}
-	s.e.Use(s.authenticate)
+	s.e.Use(s.validateInput, s.authenticate, s.validateBody)
 
 	s.handle(http.MethodGet, "/healthz", auth.Public, s.healthz)
 	s.handle(http.MethodGet, "/readyz", auth.Public, s.readyz)
@@ -27,8 +31,8 @@ func (s *Server) routes() {
 
 	const t = "/api/ab-testing/tests"
 	s.handle(http.MethodPost, t, auth.TestsCreate, s.createTest)
-	s.handle(http.MethodGet, t, auth.TestsRead, s.listTests)
-	s.handle(http.MethodGet, t+"/:test_id", auth.TestsRead, s.getTest)
+	s.handle(http.MethodGet, t, auth.TestsRead, s.listTestsCached)
+	s.handle(http.MethodGet, t+"/:test_id", auth.TestsRead, s.getTestCached)
 	s.handle(http.MethodPost, t+"/:test_id/start", auth.TestsManage, s.startTest)
 	s.handle(http.MethodPost, t+"/:test_id/stop", auth.TestsManage, s.stopTest)
 	s.handle(http.MethodPost, t+"/:test_id/assign", auth.TestsAssign, s.assign)
@@ -36,7 +40,7 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, t+"/:test_id/analyze", auth.TestsAnalyze, s.analyze)
 	s.handle(http.MethodGet, t+"/:test_id/analyze/history", auth.TestsAnalyze, s.analyzeHistory)
 	s.handle(http.MethodPost, "/api/ab-testing/power", auth.TestsAnalyze, s.power)
-	s.handle(http.MethodPost, "/api/ab-testing/events", auth.TestsRecord, s.ingestBatch)
+	s.handle(http.MethodPost, batchPath, auth.TestsRecord, s.ingestBatch)
 
 	const k = "/api/admin/keys"
 	s.handle(http.MethodPost, k, auth.AdminKeys, s.createKey)
@@ -44,7 +48,14 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, k+"/:key_id", auth.AdminKeys, s.getKey)
 	s.handle(http.MethodDelete, k+"/:key_id", auth.AdminKeys, s.revokeKey)
 	s.handle(http.MethodPost, k+"/:key_id/rotate", auth.AdminKeys, s.rotateKey)
+
+	s.handle(http.MethodGet, "/api/admin/cache/stats", auth.AdminCache, s.cacheStats)
+	s.handle(http.MethodPost, "/api/admin/clear-cache", auth.AdminCache, s.clearCache)
 }
+
+// batchPath is the batch ingestion route, whose events are validated one by
+// one (see validateInput).
+const batchPath = "/api/ab-testing/events"
 
 func serveOpenAPI(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/yaml", schemas.OpenAPI)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/auth"
+	"github.com/abacus-ab/abacus/internal/cache"
 )
 
 // Config configures the HTTP server.
@@ -40,6 +41,8 @@ type Config struct {
 	// CORSOrigins are the origins allowed to call the API from a browser
 	// (none by default: no CORS headers are sent).
 	CORSOrigins []string
+	// RateLimit sets the limits Deps.Limiter enforces.
+	RateLimit RateLimitConfig
 	// TrustedProxies are the networks whose X-Forwarded-For header names the
 	// client IP; with none, the client IP is the peer address.
 	TrustedProxies []*net.IPNet
@@ -83,6 +86,8 @@ type testRegistry interface {
 	List() []*experiment.Test
 	Create(ctx context.Context, t *experiment.Test) error
 	Update(ctx context.Context, id string, fn func(*experiment.Test) error) (*experiment.Test, error)
+	// Generation changes whenever the registry applies a change.
+	Generation() uint64
 }
 
 // publisher publishes events to JetStream (met by jetstream.JetStream).
@@ -131,6 +136,16 @@ type Deps struct {
 	Keys keyStore
 	// ReportCache caches analysis reports in process (optional).
 	ReportCache byteCache
+	// Cache holds hot reads in process, in the layers of internal/cache
+	// (see cache.go); nil disables caching. Its analysis layer caches
+	// reports unless ReportCache is set.
+	Cache *cache.Cache
+	// Validator checks every request's input (a *validate.Validator); nil
+	// leaves only the body size limit.
+	Validator inputValidator
+	// Limiter enforces Config.RateLimit (a *ratelimit.Limiter); nil
+	// disables rate limiting.
+	Limiter rateLimiter
 }
 
 // Server is the Abacus HTTP API.
@@ -141,6 +156,7 @@ type Server struct {
 	pub publisher
 	// reportCache holds recent analysis reports; nil disables it.
 	reportCache byteCache
+	cache       *cache.Cache   // nil: no caching
 	async       asyncPublisher // batches; nil when the publisher cannot publish asynchronously
 	req         requester
 	reports     reportReader
@@ -154,6 +170,10 @@ type Server struct {
 	perms        map[routeKey]auth.Permission // the route table's permissions
 	routeErrs    []error
 	authFailures *prometheus.CounterVec
+	limits       *limits // nil: no rate limiting
+
+	validator       inputValidator // nil: no input validation
+	inputRejections *prometheus.CounterVec
 }
 
 // New builds the server and its route table.
@@ -180,11 +200,18 @@ func New(cfg Config, d Deps) (*Server, error) {
 		keys:         d.Keys,
 		perms:        make(map[routeKey]auth.Permission),
 		authFailures: newAuthFailures(d.Metrics),
+
+		validator:       d.Validator,
+		inputRejections: newInputRejections(d.Metrics),
 	}
 	if d.Keys == nil && !cfg.AuthDisabled {
 		return nil, errors.New("no API key store: set Deps.Keys, or Config.AuthDisabled for development")
 	}
 	s.reportCache = d.ReportCache
+	s.cache = d.Cache
+	if s.reportCache == nil && d.Cache != nil {
+		s.reportCache = layerCache{d.Cache, cache.LayerAnalysis}
+	}
 	if ap, ok := d.Publisher.(asyncPublisher); ok {
 		s.async = ap
 	}
@@ -197,6 +224,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.routes()
 	if err := s.checkRoutes(); err != nil {
 		return nil, err
+	}
+	if d.Limiter != nil {
+		lim, err := s.newLimits(d.Limiter, cfg.RateLimit, d.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		s.limits = lim
 	}
 	return s, nil
 }

@@ -15,7 +15,11 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/abacus-ab/abacus/api"
 	"github.com/abacus-ab/abacus/internal/auth"
+	"github.com/abacus-ab/abacus/internal/cache"
+	"github.com/abacus-ab/abacus/internal/ratelimit"
+	"github.com/abacus-ab/abacus/internal/validate"
 )
 
 // Roles that serve can run.
@@ -62,13 +66,23 @@ type config struct {
 	IngestMaxAckPending int
 	IngestAckWait       time.Duration
 	PprofAddr           string
-	AnalysisCacheMB     int
 	IngestInsertTimeout time.Duration
 
 	AnalysisInterval time.Duration
 
 	CORSOrigins    []string
 	TrustedProxies []*net.IPNet
+
+	// RateLimitEnabled turns rate limiting on; RateLimitShared shares the
+	// limits across replicas through NATS.
+	RateLimitEnabled bool
+	RateLimitShared  bool
+	RateLimit        api.RateLimitConfig
+
+	Validation validate.Config
+
+	CacheEnabled bool
+	Cache        cache.Config
 }
 
 // envDoc lists every environment variable with its default, for --help and
@@ -83,8 +97,22 @@ var envDoc = [][3]string{
 	{"ABACUS_TARGET", "all", "roles serve runs: all, or a comma list of api, ingest, analyzer"},
 	{"ABACUS_HTTP_ADDR", "127.0.0.1:8000", "HTTP listen address"},
 	{"INPUT_MAX_REQUEST_SIZE_MB", "10", "largest request body in MB (413 above)"},
+	{"INPUT_MAX_STRING_LENGTH", "100000", "longest string or object key in a request, in characters (400 above)"},
+	{"INPUT_MAX_DEPTH", "32", "deepest nesting of JSON objects and arrays in a request"},
+	{"INPUT_MAX_ELEMENTS", "100000", "most JSON values (array items and object members) in one request body or batch event"},
+	{"INPUT_CHECK_SQL_INJECTION", "true", "refuse SQL injection (libinjection) in request strings"},
+	{"INPUT_CHECK_XSS", "true", "refuse cross-site scripting (libinjection) in request strings"},
+	{"INPUT_CHECK_COMMAND_INJECTION", "true", "refuse shell command injection in request strings"},
+	{"INPUT_EXEMPT_FIELDS", "variants[*].configuration", "comma list of JSON path patterns exempt from the three checks above (`[*]` any index, `*` any key part, `**` any depth)"},
 	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com); empty: none"},
 	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address"},
+	{"RATE_LIMIT_ENABLED", "auto", "rate limiting: true, false, or auto (on, except with ENVIRONMENT=development)"},
+	{"RATE_LIMIT_REQUESTS_PER_MINUTE", "60", "requests per minute per client (API key, or IP without one), times the key's rate_limit_multiplier"},
+	{"RATE_LIMIT_REQUESTS_PER_HOUR", "1000", "requests per hour per client, times the multiplier"},
+	{"RATE_LIMIT_REQUESTS_PER_DAY", "10000", "requests per day per client, times the multiplier"},
+	{"RATE_LIMIT_ENDPOINTS", "", "extra limits per route, in addition: `METHOD /path=minute/hour/day` items separated by `;` (0: no limit for that window), e.g. `GET /api/ab-testing/tests/{test_id}/analyze=30/600/0`"},
+	{"RATE_LIMIT_AUTH_FAILURES", "10/100/500", "requests with a missing or invalid API key allowed per client IP per minute/hour/day"},
+	{"RATE_LIMIT_SHARED", "auto", "share the limits across replicas through NATS (true, false, or auto: when NATS_URL or NATS_EMBEDDED_LISTEN is set)"},
 	{"PUBLISH_TIMEOUT", "5s", "longest wait for JetStream to acknowledge an event (503 after)"},
 	{"SHUTDOWN_TIMEOUT", "30s", "longest drain of each component on SIGTERM"},
 	{"ANALYSIS_REPORT_MAX_AGE", "10s", "GET .../analyze serves a stored report younger than this"},
@@ -100,7 +128,19 @@ var envDoc = [][3]string{
 	{"INGEST_FLUSH_INTERVAL", "200ms", "longest an event waits for its batch to fill"},
 	{"INGEST_WORKERS", "2", "concurrent ingest loops in this process"},
 	{"INGEST_MAX_ACK_PENDING", "4 x batch x workers", "events delivered but not yet acknowledged, across all ingest processes"},
-	{"CACHE_ANALYSIS_MAX_MB", "64", "in-process (bigcache) cache of analysis reports for hot analyze reads, in MB; 0 disables it"},
+	{"CACHE_ENABLED", "true", "in-process caches (bigcache) of hot reads; false turns every layer off"},
+	{"CACHE_TESTS_SIZE", "10000", "entries of the tests layer (GET .../tests/{id})"},
+	{"CACHE_TESTS_TTL", "5m", "longest life of a tests entry (entries are keyed by the test's version, so changes never wait for it)"},
+	{"CACHE_TESTS_MAX_MB", "16", "memory of the tests layer"},
+	{"CACHE_ANALYSIS_SIZE", "2000", "entries of the analysis layer (reports for hot analyze reads)"},
+	{"CACHE_ANALYSIS_TTL", "ANALYSIS_INTERVAL", "longest life of a cached report (a report is also never served older than max_age)"},
+	{"CACHE_ANALYSIS_MAX_MB", "64", "memory of the analysis layer; 0 turns it off"},
+	{"CACHE_QUERY_SIZE", "5000", "entries of the query layer (test lists, analysis history)"},
+	{"CACHE_QUERY_TTL", "30m", "longest life of a query entry"},
+	{"CACHE_QUERY_MAX_MB", "32", "memory of the query layer"},
+	{"CACHE_GENERAL_SIZE", "1000", "entries of the general layer (power calculations)"},
+	{"CACHE_DEFAULT_TTL", "3600s", "longest life of a general entry"},
+	{"CACHE_GENERAL_MAX_MB", "16", "memory of the general layer"},
 	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles (debugging; keep it on loopback); empty: off"},
 	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
 	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch"},
@@ -148,6 +188,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 		return d
 	}
+	boolean := func(key string) bool {
+		b, err := strconv.ParseBool(get(key))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", key, get(key)))
+		}
+		return b
+	}
 	num := func(key string) int {
 		if key == "INGEST_MAX_ACK_PENDING" && env(key) == "" {
 			return 0
@@ -193,7 +240,6 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	c.IngestMaxAckPending = num("INGEST_MAX_ACK_PENDING")
 	c.IngestAckWait = dur("INGEST_ACK_WAIT")
 	c.PprofAddr = get("ABACUS_PPROF_ADDR")
-	c.AnalysisCacheMB = num("CACHE_ANALYSIS_MAX_MB")
 	c.IngestInsertTimeout = dur("INGEST_INSERT_TIMEOUT")
 	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
 	c.CORSOrigins = list(get("CORS_ALLOWED_ORIGINS"))
@@ -201,6 +247,71 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		if o == "*" || !(strings.HasPrefix(o, "https://") || strings.HasPrefix(o, "http://")) {
 			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q: want origins such as https://dash.example.com (no wildcard)", o))
 		}
+	}
+	c.Validation = validate.Config{
+		MaxStringLength:        num("INPUT_MAX_STRING_LENGTH"),
+		MaxDepth:               num("INPUT_MAX_DEPTH"),
+		MaxElements:            num("INPUT_MAX_ELEMENTS"),
+		EnableSQLInjection:     boolean("INPUT_CHECK_SQL_INJECTION"),
+		EnableXSS:              boolean("INPUT_CHECK_XSS"),
+		EnableCommandInjection: boolean("INPUT_CHECK_COMMAND_INJECTION"),
+		ExemptFields:           append([]string{}, list(get("INPUT_EXEMPT_FIELDS"))...),
+	}
+	if c.Validation.MaxStringLength < 1 || c.Validation.MaxDepth < 1 || c.Validation.MaxElements < 1 {
+		errs = append(errs, errors.New("INPUT_MAX_STRING_LENGTH, INPUT_MAX_DEPTH and INPUT_MAX_ELEMENTS must be at least 1"))
+	}
+	if err := c.Validation.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("INPUT_EXEMPT_FIELDS: %w", err))
+	}
+	c.CacheEnabled = boolean("CACHE_ENABLED")
+	layer := func(prefix, ttlKey string) cache.LayerConfig {
+		lc := cache.LayerConfig{MaxEntries: num(prefix + "_SIZE"), MaxMB: num(prefix + "_MAX_MB")}
+		if ttlKey == "CACHE_ANALYSIS_TTL" && env(ttlKey) == "" {
+			lc.TTL = max(dur("ANALYSIS_INTERVAL"), time.Second)
+		} else {
+			lc.TTL = dur(ttlKey)
+		}
+		lc.Disabled = !c.CacheEnabled || lc.MaxMB == 0
+		if lc.Disabled {
+			lc.MaxMB = 1
+		}
+		return lc
+	}
+	c.Cache = cache.Config{
+		Tests:    layer("CACHE_TESTS", "CACHE_TESTS_TTL"),
+		Analysis: layer("CACHE_ANALYSIS", "CACHE_ANALYSIS_TTL"),
+		Query:    layer("CACHE_QUERY", "CACHE_QUERY_TTL"),
+		General:  layer("CACHE_GENERAL", "CACHE_DEFAULT_TTL"),
+		Subject:  cache.SubjectInvalidate,
+	}
+	if err := c.Cache.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("CACHE_*: %w", err))
+	}
+	c.RateLimitEnabled = boolAuto("RATE_LIMIT_ENABLED", get("RATE_LIMIT_ENABLED"), c.Environment != "development", &errs)
+	c.RateLimitShared = boolAuto("RATE_LIMIT_SHARED", get("RATE_LIMIT_SHARED"), get("NATS_URL") != "" || get("NATS_EMBEDDED_LISTEN") != "", &errs)
+	c.RateLimit.Global = ratelimit.Standard("global", num("RATE_LIMIT_REQUESTS_PER_MINUTE"), num("RATE_LIMIT_REQUESTS_PER_HOUR"), num("RATE_LIMIT_REQUESTS_PER_DAY"))
+	if len(c.RateLimit.Global.Windows) == 0 && c.RateLimitEnabled {
+		errs = append(errs, errors.New("RATE_LIMIT_REQUESTS_PER_MINUTE/HOUR/DAY are all 0: set RATE_LIMIT_ENABLED=false to turn rate limiting off"))
+	}
+	if m, h, d, err := triple(get("RATE_LIMIT_AUTH_FAILURES")); err != nil {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_AUTH_FAILURES: %w", err))
+	} else {
+		c.RateLimit.AuthFailures = ratelimit.Standard("auth_failure", m, h, d)
+	}
+	for _, item := range strings.Split(get("RATE_LIMIT_ENDPOINTS"), ";") {
+		if strings.TrimSpace(item) == "" {
+			continue
+		}
+		route, limits, ok := strings.Cut(item, "=")
+		m, h, d, err := triple(limits)
+		if !ok || err != nil {
+			errs = append(errs, fmt.Errorf("RATE_LIMIT_ENDPOINTS: %q: want METHOD /path=minute/hour/day", strings.TrimSpace(item)))
+			continue
+		}
+		if c.RateLimit.Endpoints == nil {
+			c.RateLimit.Endpoints = map[string]ratelimit.Policy{}
+		}
+		c.RateLimit.Endpoints[strings.TrimSpace(route)] = ratelimit.Standard("", m, h, d)
 	}
 	for _, p := range list(get("TRUSTED_PROXIES")) {
 		n, err := parseNet(p)
@@ -237,6 +348,38 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		return nil, err
 	}
 	return c, c.validate()
+}
+
+// boolAuto parses true, false or auto (which gives auto).
+func boolAuto(key, v string, auto bool, errs *[]error) bool {
+	if strings.EqualFold(v, "auto") {
+		return auto
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want true, false or auto", key, v))
+	}
+	return b
+}
+
+// triple parses "minute/hour/day" limits, each a whole number >= 0.
+func triple(s string) (m, h, d int, err error) {
+	parts := strings.Split(strings.TrimSpace(s), "/")
+	if len(parts) != 3 {
+		return 0, 0, 0, fmt.Errorf("%q: want minute/hour/day limits such as 10/100/500", s)
+	}
+	var out [3]int
+	for i, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 0 {
+			return 0, 0, 0, fmt.Errorf("%q: want minute/hour/day limits such as 10/100/500", s)
+		}
+		out[i] = n
+	}
+	if out == [3]int{} {
+		return 0, 0, 0, fmt.Errorf("%q: at least one limit must be above 0", s)
+	}
+	return out[0], out[1], out[2], nil
 }
 
 // list splits a comma list, dropping blanks.

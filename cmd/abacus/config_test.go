@@ -56,6 +56,42 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{name: "bad proxy", env: map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, wantErr: `TRUSTED_PROXIES: "proxy.local"`},
 		{name: "wildcard origin", env: map[string]string{"CORS_ALLOWED_ORIGINS": "*"}, wantErr: "CORS_ALLOWED_ORIGINS"},
+		{name: "rate limits", env: map[string]string{
+			"RATE_LIMIT_REQUESTS_PER_MINUTE": "100", "RATE_LIMIT_REQUESTS_PER_DAY": "0", "RATE_LIMIT_AUTH_FAILURES": "5/0/0",
+			"RATE_LIMIT_ENDPOINTS": "GET /api/ab-testing/tests/{test_id}/analyze=30/600/0; POST /api/ab-testing/power=5/0/0",
+		}, check: func(t *testing.T, c *config) {
+			g := c.RateLimit.Global
+			if !c.RateLimitEnabled || c.RateLimitShared || len(g.Windows) != 2 || g.Windows[0].Limit != 100 || g.Windows[1].Limit != 1000 {
+				t.Errorf("enabled %v shared %v global %+v", c.RateLimitEnabled, c.RateLimitShared, g)
+			}
+			if a := c.RateLimit.AuthFailures; len(a.Windows) != 1 || a.Windows[0].Limit != 5 {
+				t.Errorf("auth failures %+v", a)
+			}
+			e := c.RateLimit.Endpoints["GET /api/ab-testing/tests/{test_id}/analyze"]
+			if len(c.RateLimit.Endpoints) != 2 || len(e.Windows) != 2 || e.Windows[0].Limit != 30 || e.Windows[1].Limit != 600 {
+				t.Errorf("endpoints %+v", c.RateLimit.Endpoints)
+			}
+		}},
+		{name: "rate limits auto", env: map[string]string{"ENVIRONMENT": "development", "NATS_URL": "nats://127.0.0.1:4222"}, check: func(t *testing.T, c *config) {
+			if c.RateLimitEnabled || !c.RateLimitShared {
+				t.Errorf("development with an external NATS: enabled %v shared %v, want off and shared", c.RateLimitEnabled, c.RateLimitShared)
+			}
+		}},
+		{name: "bad endpoint limit", env: map[string]string{"RATE_LIMIT_ENDPOINTS": "GET /x=ten/0/0"}, wantErr: "RATE_LIMIT_ENDPOINTS"},
+		{name: "bad auth failure limit", env: map[string]string{"RATE_LIMIT_AUTH_FAILURES": "0/0/0"}, wantErr: "RATE_LIMIT_AUTH_FAILURES"},
+		{name: "bad rate limit switch", env: map[string]string{"RATE_LIMIT_ENABLED": "sometimes"}, wantErr: "RATE_LIMIT_ENABLED"},
+		{name: "cache defaults", env: map[string]string{"ANALYSIS_INTERVAL": "30s", "CACHE_QUERY_SIZE": "100", "CACHE_ANALYSIS_MAX_MB": "0"}, check: func(t *testing.T, c *config) {
+			if !c.CacheEnabled || c.Cache.Analysis.TTL != 30*time.Second || c.Cache.Query.MaxEntries != 100 || c.Cache.Query.TTL != 30*time.Minute ||
+				c.Cache.General.TTL != time.Hour || !c.Cache.Analysis.Disabled || c.Cache.Tests.Disabled {
+				t.Errorf("cache config %+v", c.Cache)
+			}
+		}},
+		{name: "cache off", env: map[string]string{"CACHE_ENABLED": "false"}, check: func(t *testing.T, c *config) {
+			if !c.Cache.Tests.Disabled || !c.Cache.Query.Disabled || !c.Cache.General.Disabled || !c.Cache.Analysis.Disabled {
+				t.Errorf("CACHE_ENABLED=false left a layer on: %+v", c.Cache)
+			}
+		}},
+		{name: "bad cache ttl", env: map[string]string{"CACHE_QUERY_TTL": "soon"}, wantErr: "CACHE_QUERY_TTL"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {

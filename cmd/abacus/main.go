@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/allegro/bigcache/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -23,9 +22,12 @@ import (
 	"github.com/abacus-ab/abacus/analysis"
 	"github.com/abacus-ab/abacus/api"
 	"github.com/abacus-ab/abacus/ingest"
+	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/internal/chdb"
 	"github.com/abacus-ab/abacus/internal/eventbus"
+	"github.com/abacus-ab/abacus/internal/ratelimit"
 	"github.com/abacus-ab/abacus/internal/registry"
+	"github.com/abacus-ab/abacus/internal/validate"
 	"github.com/abacus-ab/abacus/migrations"
 )
 
@@ -225,6 +227,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	// Every component is built before any starts, so that a configuration
 	// error returns with nothing running.
 	var srv *api.Server
+	var limiter *ratelimit.Limiter
 	if cfg.has(roleAPI) {
 		keys, stopKeys, err := startKeyStore(ctx, cfg, bus, log.With("component", "auth"))
 		if err != nil {
@@ -237,13 +240,22 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			}
 			return nil
 		}})
-		var reportCache *bigcache.BigCache
-		if cfg.AnalysisCacheMB > 0 {
-			reportCache, err = newReportCache(ctx, cfg.AnalysisCacheMB)
-			if err != nil {
+		var hot *cache.Cache
+		if cfg.CacheEnabled {
+			if hot, err = cache.New(cfg.Cache, bus.NC, log.With("component", "cache")); err != nil {
 				return err
 			}
-			defer reportCache.Close()
+			defer hot.Close()
+			reg.MustRegister(hot)
+		}
+		if cfg.RateLimitEnabled {
+			if limiter, err = newLimiter(ctx, cfg, bus, log.With("component", "ratelimit")); err != nil {
+				return err
+			}
+		}
+		validator, err := validate.New(cfg.Validation)
+		if err != nil {
+			return err
 		}
 		srv, err = api.New(api.Config{
 			Addr:            cfg.HTTPAddr,
@@ -254,17 +266,20 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			AuthDisabled:    cfg.Environment == "development",
 			CORSOrigins:     cfg.CORSOrigins,
 			TrustedProxies:  cfg.TrustedProxies,
+			RateLimit:       cfg.RateLimit,
 		}, api.Deps{
-			Keys:        keys,
-			Registry:    store,
-			Publisher:   bus.JS,
-			Requester:   bus.NC,
-			Reports:     reportsKV,
-			ReportCache: cacheOrNil(reportCache),
-			Checks:      checks,
-			Logger:      log.With("component", "api"),
-			Metrics:     reg,
-			Gatherer:    reg,
+			Limiter:   limiterOrNil(limiter),
+			Validator: validator,
+			Keys:      keys,
+			Registry:  store,
+			Publisher: bus.JS,
+			Requester: bus.NC,
+			Reports:   reportsKV,
+			Cache:     hot,
+			Checks:    checks,
+			Logger:    log.With("component", "api"),
+			Metrics:   reg,
+			Gatherer:  reg,
 		})
 		if err != nil {
 			return err
@@ -283,6 +298,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if srv != nil {
 		g.Go(func() error { return srv.Run(ctx) })
 	}
+	if limiter != nil {
+		g.Go(func() error { return limiter.Run(ctx) })
+	}
 	if cons != nil {
 		g.Go(func() error { return cons.Run(ctx) })
 	}
@@ -294,32 +312,23 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	return err
 }
 
-// newReportCache builds the API's in-process cache of analysis reports,
-// sized deliberately (bigcache's defaults preallocate hundreds of MB). Its
-// cleanup goroutine ends with ctx; entries live at most ten minutes, and
-// the handler checks each report's age against max_age anyway.
-func newReportCache(ctx context.Context, maxMB int) (*bigcache.BigCache, error) {
-	c, err := bigcache.New(ctx, bigcache.Config{
-		Shards:             64,
-		LifeWindow:         10 * time.Minute,
-		CleanWindow:        time.Minute,
-		MaxEntriesInWindow: 4096,
-		MaxEntrySize:       8192,
-		HardMaxCacheSize:   maxMB,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the analysis report cache: %w", err)
+// newLimiter builds the API's rate limiter: shared across replicas through
+// the JetStream KV bucket AB_RATELIMIT, or local to this process.
+func newLimiter(ctx context.Context, cfg *config, bus *eventbus.Bus, log *slog.Logger) (*ratelimit.Limiter, error) {
+	if !cfg.RateLimitShared {
+		return ratelimit.New(ratelimit.Config{}, log)
 	}
-	return c, nil
+	return ratelimit.NewDistributed(ctx, bus.JS, ratelimit.Config{Replicas: cfg.NATSReplicas}, log)
 }
 
-// cacheOrNil keeps a nil *BigCache from becoming a non-nil interface.
-func cacheOrNil(c *bigcache.BigCache) interface {
-	Get(string) ([]byte, error)
-	Set(string, []byte) error
+// limiterOrNil keeps a nil *ratelimit.Limiter from becoming a non-nil
+// interface value.
+func limiterOrNil(l *ratelimit.Limiter) interface {
+	Plan(...ratelimit.Policy) (*ratelimit.Plan, error)
+	Allow(context.Context, *ratelimit.Plan, string, float64) ratelimit.Decision
 } {
-	if c == nil {
+	if l == nil {
 		return nil
 	}
-	return c
+	return l
 }

@@ -26,6 +26,7 @@ const (
 	TestsRecord  Permission = "ab_testing.record"
 	TestsAnalyze Permission = "ab_testing.analyze"
 	AdminKeys    Permission = "admin.keys"
+	AdminCache   Permission = "admin.cache"
 
 	// All is the pattern that grants every permission.
 	All = "*"
@@ -33,7 +34,7 @@ const (
 
 // Known lists every permission that some route requires. A key's patterns
 // must each grant at least one of them, which catches typos at creation.
-var Known = []Permission{TestsCreate, TestsRead, TestsManage, TestsAssign, TestsRecord, TestsAnalyze, AdminKeys}
+var Known = []Permission{TestsCreate, TestsRead, TestsManage, TestsAssign, TestsRecord, TestsAnalyze, AdminKeys, AdminCache}
 
 // Grants reports whether pattern grants p. It does not allocate.
 func Grants(pattern string, p Permission) bool {

