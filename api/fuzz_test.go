@@ -20,43 +20,49 @@ import (
 	"github.com/abacus-ab/abacus/internal/validate"
 )
 
-// fuzzServer is a server with every JSON handler live on an embedded NATS,
-// with input validation, a running test "fuzz" and authentication off.
-func fuzzServer(tb testing.TB) (http.Handler, string) {
+// core is what a server needs, built on an embedded NATS for any test or
+// benchmark: the registry and key store running, and a running test.
+type core struct {
+	bus    *eventbus.Bus
+	reg    *registry.Store
+	keys   *auth.Store
+	log    *slog.Logger
+	key    string // an admin key
+	testID string // a running test
+}
+
+func newCore(tb testing.TB) *core {
 	tb.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bus := eventbustest.Connect(tb, eventbustest.RunServer(tb))
+	c := &core{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c.bus = eventbustest.Connect(tb, eventbustest.RunServer(tb))
 	kv := func(name string) jetstream.KeyValue {
-		b, err := bus.KV(context.Background(), name)
+		b, err := c.bus.KV(context.Background(), name)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		return b
 	}
-	store := registry.New(kv(eventbus.BucketTests), log)
-	keys, err := auth.NewStore(kv(eventbus.BucketKeys), auth.Config{}, log)
+	c.reg = registry.New(kv(eventbus.BucketTests), c.log)
+	keys, err := auth.NewStore(kv(eventbus.BucketKeys), auth.Config{}, c.log)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	c.keys = keys
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
-	go func() { store.Run(ctx); done <- struct{}{} }()
-	go func() { keys.Run(ctx); done <- struct{}{} }()
+	go func() { c.reg.Run(ctx); done <- struct{}{} }()
+	go func() { c.keys.Run(ctx); done <- struct{}{} }()
 	tb.Cleanup(func() { cancel(); <-done; <-done })
-	if err := store.WaitReady(context.Background()); err != nil {
+	if err := c.reg.WaitReady(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	if err := keys.WaitReady(context.Background()); err != nil {
+	if err := c.keys.WaitReady(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	v, err := validate.New(validate.DefaultConfig())
-	if err != nil {
+	if _, c.key, err = c.keys.Create(context.Background(), auth.NewKey{UserID: "core", Permissions: []string{auth.All}}); err != nil {
 		tb.Fatal(err)
 	}
-	s, err := New(Config{AuthDisabled: true, MaxBodyBytes: 64 << 10}, Deps{
-		Registry: store, Publisher: bus.JS, Requester: bus.NC, Reports: kv(eventbus.BucketReports),
-		Keys: keys, Validator: v, Logger: log,
-	})
+	s, err := New(Config{AuthDisabled: true}, Deps{Registry: c.reg, Publisher: c.bus.JS, Requester: c.bus.NC, Logger: c.log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -77,7 +83,31 @@ func fuzzServer(tb testing.TB) (http.Handler, string) {
 		tb.Fatal(err)
 	}
 	post("/api/ab-testing/tests/"+created.ID+"/start", "")
-	return s.Handler(), created.ID
+	c.testID = created.ID
+	return c
+}
+
+// fuzzServer is a server with every JSON handler live, with input
+// validation and authentication off, and the id of a running test.
+func fuzzServer(tb testing.TB) (http.Handler, string) {
+	tb.Helper()
+	c := newCore(tb)
+	v, err := validate.New(validate.DefaultConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reports, err := c.bus.KV(context.Background(), eventbus.BucketReports)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := New(Config{AuthDisabled: true, MaxBodyBytes: 64 << 10}, Deps{
+		Registry: c.reg, Publisher: c.bus.JS, Requester: c.bus.NC, Reports: reports,
+		Keys: c.keys, Validator: v, Logger: c.log,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s.Handler(), c.testID
 }
 
 // fuzzRoutes are the routes that read a JSON body; TEST is the running

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -73,7 +74,7 @@ func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				s.log.Error("handler panicked", "route", c.Path(), "panic", r)
+				s.log.Error("handler panicked", "route", c.Path(), "panic", r, "stack", string(debug.Stack()))
 				err = errors.New("handler panicked")
 			}
 		}()

@@ -79,7 +79,8 @@ type config struct {
 	RateLimitShared  bool
 	RateLimit        api.RateLimitConfig
 
-	Validation validate.Config
+	Validation        validate.Config
+	ValidationEnabled bool
 
 	CacheEnabled bool
 	Cache        cache.Config
@@ -97,6 +98,7 @@ var envDoc = [][3]string{
 	{"ABACUS_TARGET", "all", "roles serve runs: all, or a comma list of api, ingest, analyzer"},
 	{"ABACUS_HTTP_ADDR", "127.0.0.1:8000", "HTTP listen address"},
 	{"INPUT_MAX_REQUEST_SIZE_MB", "10", "largest request body in MB (413 above)"},
+	{"INPUT_VALIDATION_ENABLED", "true", "validate request input (false only to measure what validation costs; the body size limit stays)"},
 	{"INPUT_MAX_STRING_LENGTH", "100000", "longest string or object key in a request, in characters (400 above)"},
 	{"INPUT_MAX_DEPTH", "32", "deepest nesting of JSON objects and arrays in a request"},
 	{"INPUT_MAX_ELEMENTS", "100000", "most JSON values (array items and object members) in one request body or batch event"},
@@ -248,6 +250,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q: want origins such as https://dash.example.com (no wildcard)", o))
 		}
 	}
+	c.ValidationEnabled = boolean("INPUT_VALIDATION_ENABLED")
 	c.Validation = validate.Config{
 		MaxStringLength:        num("INPUT_MAX_STRING_LENGTH"),
 		MaxDepth:               num("INPUT_MAX_DEPTH"),

@@ -37,6 +37,9 @@ func TestKillDuringLoad(t *testing.T) {
 		"INGEST_INSERT_TIMEOUT=2s",
 		"ANALYSIS_INTERVAL=1h",
 		"NATS_URL=",
+		// The batch path does not need it, and this runs the server with
+		// validation off (its configuration path had a nil-interface bug).
+		"INPUT_VALIDATION_ENABLED=false",
 	}
 	p := startServe(t, env)
 	c := &client{t: t, base: "http://" + addr}

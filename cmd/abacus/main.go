@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -253,9 +254,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 				return err
 			}
 		}
-		validator, err := validate.New(cfg.Validation)
-		if err != nil {
-			return err
+		var validator *validate.Validator
+		if cfg.ValidationEnabled {
+			if validator, err = validate.New(cfg.Validation); err != nil {
+				return err
+			}
+		} else {
+			log.Warn("input validation is off (INPUT_VALIDATION_ENABLED=false)")
 		}
 		srv, err = api.New(api.Config{
 			Addr:            cfg.HTTPAddr,
@@ -269,7 +274,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			RateLimit:       cfg.RateLimit,
 		}, api.Deps{
 			Limiter:   limiterOrNil(limiter),
-			Validator: validator,
+			Validator: validatorOrNil(validator),
 			Keys:      keys,
 			Registry:  store,
 			Publisher: bus.JS,
@@ -319,6 +324,19 @@ func newLimiter(ctx context.Context, cfg *config, bus *eventbus.Bus, log *slog.L
 		return ratelimit.New(ratelimit.Config{}, log)
 	}
 	return ratelimit.NewDistributed(ctx, bus.JS, ratelimit.Config{Replicas: cfg.NATSReplicas}, log)
+}
+
+// validatorOrNil keeps a nil *validate.Validator from becoming a non-nil
+// interface value.
+func validatorOrNil(v *validate.Validator) interface {
+	Sanitize([]byte) ([]byte, error)
+	Query(url.Values) error
+	Params([]string, []string) error
+} {
+	if v == nil {
+		return nil
+	}
+	return v
 }
 
 // limiterOrNil keeps a nil *ratelimit.Limiter from becoming a non-nil
