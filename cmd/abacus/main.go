@@ -250,7 +250,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			reg.MustRegister(hot)
 		}
 		if cfg.RateLimitEnabled {
-			if limiter, err = newLimiter(ctx, cfg, bus, log.With("component", "ratelimit")); err != nil {
+			if limiter, err = newLimiter(ctx, cfg, bus, reg, log.With("component", "ratelimit")); err != nil {
 				return err
 			}
 		}
@@ -319,11 +319,29 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 
 // newLimiter builds the API's rate limiter: shared across replicas through
 // the JetStream KV bucket AB_RATELIMIT, or local to this process.
-func newLimiter(ctx context.Context, cfg *config, bus *eventbus.Bus, log *slog.Logger) (*ratelimit.Limiter, error) {
-	if !cfg.RateLimitShared {
-		return ratelimit.New(ratelimit.Config{}, log)
+func newLimiter(ctx context.Context, cfg *config, bus *eventbus.Bus, reg prometheus.Registerer, log *slog.Logger) (*ratelimit.Limiter, error) {
+	var l *ratelimit.Limiter
+	var err error
+	if cfg.RateLimitShared {
+		l, err = ratelimit.NewDistributed(ctx, bus.JS, ratelimit.Config{Replicas: cfg.NATSReplicas}, log)
+	} else {
+		l, err = ratelimit.New(ratelimit.Config{}, log)
 	}
-	return ratelimit.NewDistributed(ctx, bus.JS, ratelimit.Config{Replicas: cfg.NATSReplicas}, log)
+	if err != nil {
+		return nil, err
+	}
+	stat := func(f func(ratelimit.Stats) float64) func() float64 { return func() float64 { return f(l.Stats()) } }
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "abacus_ratelimit_clients", Help: "Clients whose rate-limit state this replica holds."},
+			stat(func(s ratelimit.Stats) float64 { return float64(s.Entries) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "abacus_ratelimit_evicted_total", Help: "Clients dropped from memory: idle, or (forced) at the cap."},
+			stat(func(s ratelimit.Stats) float64 { return float64(s.Evicted + s.Forced) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "abacus_ratelimit_reservations_total", Help: "Token leases reserved in the shared state (NATS KV)."},
+			stat(func(s ratelimit.Stats) float64 { return float64(s.Reservations) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "abacus_ratelimit_local_fallbacks_total", Help: "Decisions made from this replica's state alone because the shared state was unreachable."},
+			stat(func(s ratelimit.Stats) float64 { return float64(s.Fallbacks) })),
+	)
+	return l, nil
 }
 
 // validatorOrNil keeps a nil *validate.Validator from becoming a non-nil

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,5 +104,16 @@ func TestRateLimitAcrossReplicas(t *testing.T) {
 	}
 	if got < 0.9*perMinute {
 		t.Errorf("admitted %v across 3 replicas, less than 90%% of the %d burst", got, perMinute)
+	}
+	// The replicas went through the shared state, and /metrics shows it.
+	resp, err := http.Get(clients[1].base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^abacus_ratelimit_reservations_total (\S+)$`).FindSubmatch(metrics)
+	if m == nil || string(m[1]) == "0" {
+		t.Errorf("abacus_ratelimit_reservations_total on replica 2 = %q, want > 0", m)
 	}
 }
