@@ -152,3 +152,13 @@ func TestRunCommands(t *testing.T) {
 		t.Errorf("no command: want an error")
 	}
 }
+
+// TestJSONLogDurations checks that production logs write durations as
+// text, not as nanoseconds.
+func TestJSONLogDurations(t *testing.T) {
+	var buf bytes.Buffer
+	newLogger(&config{Environment: "production"}, &buf).Info("x", "took", 1500*time.Millisecond)
+	if !strings.Contains(buf.String(), `"took":"1.5s"`) {
+		t.Errorf("log line %s, want \"took\":\"1.5s\"", buf.String())
+	}
+}

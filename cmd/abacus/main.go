@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -104,6 +105,13 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	if cfg.Environment == "development" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	// Durations as "1.5s", not as nanoseconds, for people and log queries.
+	opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
@@ -150,21 +158,26 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 
-	chOpts, err := chdb.ParseURL(cfg.ClickHouseURL)
-	if err != nil {
-		return err
+	// Only ingest and the analyzer use ClickHouse: an API-only replica
+	// neither opens it nor reports it in /readyz, so a ClickHouse outage
+	// does not take the API out of rotation.
+	var conn driver.Conn
+	if cfg.has(roleIngest) || cfg.has(roleAnalyzer) {
+		chOpts, err := chdb.ParseURL(cfg.ClickHouseURL)
+		if err != nil {
+			return err
+		}
+		if err := chdb.Migrate(ctx, chOpts, migrations.FS, log.With("component", "migrate")); err != nil {
+			return err
+		}
+		if conn, err = chdb.Open(ctx, chOpts); err != nil {
+			return err
+		}
+		defer func() {
+			conn.Close()
+			log.Info("clickhouse connection closed")
+		}()
 	}
-	if err := chdb.Migrate(ctx, chOpts, migrations.FS, log.With("component", "migrate")); err != nil {
-		return err
-	}
-	conn, err := chdb.Open(ctx, chOpts)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		conn.Close()
-		log.Info("clickhouse connection closed")
-	}()
 
 	testsKV, err := bus.KV(ctx, eventbus.BucketTests)
 	if err != nil {
@@ -208,13 +221,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	checks := []api.Check{
 		{Name: "nats", Func: bus.Ping},
-		{Name: "clickhouse", Func: conn.Ping},
 		{Name: "registry", Func: func(context.Context) error {
 			if !store.Ready() {
 				return errors.New("test definitions not loaded yet")
 			}
 			return nil
 		}},
+	}
+	if conn != nil {
+		checks = append(checks, api.Check{Name: "clickhouse", Func: conn.Ping})
 	}
 	if cons != nil {
 		checks = append(checks, api.Check{Name: "ingest_lag", Details: func() any {
