@@ -24,7 +24,21 @@ import (
 //
 //	go test -run '^$' -bench MiddlewareChain -benchtime 20000x -count 3 ./api/
 func BenchmarkMiddlewareChain(b *testing.B) {
-	h := newBenchHarness(b)
+	// local: the limiter of one replica. shared: the limiter shared
+	// through NATS KV with leases of one token, as for a client whose
+	// limits are under 100 per window: every request reserves its token
+	// with a read and a compare-and-set (an in-process NATS here).
+	for _, shared := range []bool{false, true} {
+		name := "local"
+		if shared {
+			name = "shared-lease-1"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkChain(b, shared) })
+	}
+}
+
+func benchmarkChain(b *testing.B, shared bool) {
+	h := newBenchHarness(b, shared)
 	body := func(i int) string { return fmt.Sprintf(`{"user_id": "user-%d@example.com"}`, i) }
 	full, bare := h.full.Handler(), h.bare.Handler()
 	path := "/api/ab-testing/tests/" + h.testID + "/assign"
@@ -71,14 +85,18 @@ type benchHarness struct {
 // newBenchHarness builds two servers on one harness: one with the whole
 // chain (a key, the default validator, a limiter whose limits the
 // benchmark cannot reach) and one bare.
-func newBenchHarness(b *testing.B) *benchHarness {
+func newBenchHarness(b *testing.B, shared bool) *benchHarness {
 	b.Helper()
 	h := newCore(b)
 	v, err := validate.New(validate.DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
-	lim, err := ratelimit.New(ratelimit.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lim, err := ratelimit.New(ratelimit.Config{}, log)
+	if shared {
+		lim, err = ratelimit.NewDistributed(b.Context(), h.bus.JS, ratelimit.Config{LeaseFraction: 1e-12}, log)
+	}
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func decodeJSON(c echo.Context, maxBytes int64, v any) error {
 	r := c.Request()
 	ct := r.Header.Get(echo.HeaderContentType)
 	mt, _, err := mime.ParseMediaType(ct)
-	if ct == "" || err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+	if ct == "" || err != nil || !isJSON(mt) {
 		return newError(http.StatusUnsupportedMediaType, "Content-Type must be application/json, got %q", ct)
 	}
 	body := http.MaxBytesReader(c.Response(), r.Body, maxBytes)

@@ -88,7 +88,7 @@ func newCore(tb testing.TB) *core {
 }
 
 // fuzzServer is a server with every JSON handler live, with input
-// validation and authentication off, and the id of a running test.
+// validation on and authentication off, and the id of a running test.
 func fuzzServer(tb testing.TB) (http.Handler, string) {
 	tb.Helper()
 	c := newCore(tb)

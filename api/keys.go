@@ -101,6 +101,29 @@ func checkGrantable(c echo.Context, patterns []string) error {
 	return nil
 }
 
+// checkMultiplier refuses a rate_limit_multiplier above the calling key's
+// own (0 means 1), unless the caller holds "*": a key cannot mint a key
+// with a larger budget than its own.
+func checkMultiplier(c echo.Context, m float64) error {
+	k, ok := c.Get(ctxKey).(*auth.Key)
+	if !ok || slices.Contains(k.Permissions, auth.All) {
+		return nil
+	}
+	own := k.RateLimitMultiplier
+	if own == 0 {
+		own = 1
+	}
+	if m == 0 {
+		m = 1
+	}
+	if m > own {
+		e := newError(http.StatusForbidden, "the calling key cannot grant rate_limit_multiplier %g: its own is %g", m, own)
+		e.body.Field = "rate_limit_multiplier"
+		return e
+	}
+	return nil
+}
+
 func (s *Server) createKey(c echo.Context) error {
 	ks, err := s.keyAdmin()
 	if err != nil {
@@ -121,6 +144,9 @@ func (s *Server) createKey(c echo.Context) error {
 			return e
 		}
 		n.RateLimitMultiplier = *req.RateLimitMultiplier
+	}
+	if err := checkMultiplier(c, n.RateLimitMultiplier); err != nil {
+		return err
 	}
 	k, plain, err := ks.Create(c.Request().Context(), n)
 	if err != nil {

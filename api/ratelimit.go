@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,9 +47,13 @@ func (c *RateLimitConfig) setDefaults() {
 	}
 }
 
-// limits holds the plans the server checks, built once in New.
+// limits holds the plans the server checks, built once in New. Clients
+// known only by IP are limited by ipl, a limiter local to this replica:
+// anonymous traffic never writes to the shared state, so a flood of
+// addresses cannot fill it.
 type limits struct {
-	l        rateLimiter
+	l        rateLimiter // keys (shared across replicas when so configured)
+	ipl      rateLimiter // IPs, local
 	routes   map[routeKey]*ratelimit.Plan
 	fallback *ratelimit.Plan // routes Echo answers itself (404, 405)
 	authFail *ratelimit.Plan
@@ -57,14 +62,19 @@ type limits struct {
 
 // newLimits builds a plan per route: the global policy plus the route's own,
 // if any. An endpoint policy for a route that does not exist is an error.
-func (s *Server) newLimits(l rateLimiter, cfg RateLimitConfig, reg prometheus.Registerer) (*limits, error) {
+func (s *Server) newLimits(l, ipl rateLimiter, cfg RateLimitConfig, reg prometheus.Registerer) (*limits, error) {
 	cfg.setDefaults()
-	lim := &limits{l: l, routes: map[routeKey]*ratelimit.Plan{}}
+	lim := &limits{l: l, ipl: ipl, routes: map[routeKey]*ratelimit.Plan{}}
+	if s.cfg.AuthDisabled {
+		// Every client is an IP.
+		l = ipl
+		lim.l = ipl
+	}
 	var err error
 	if lim.fallback, err = l.Plan(cfg.Global); err != nil {
 		return nil, fmt.Errorf("global rate limit: %w", err)
 	}
-	if lim.authFail, err = l.Plan(cfg.AuthFailures); err != nil {
+	if lim.authFail, err = ipl.Plan(cfg.AuthFailures); err != nil {
 		return nil, fmt.Errorf("authentication failure rate limit: %w", err)
 	}
 	endpoints := map[routeKey]ratelimit.Policy{}
@@ -130,7 +140,11 @@ func (lim *limits) plan(c echo.Context) *ratelimit.Plan {
 // rate-limit headers. When the request is denied it answers 429 and
 // returns true (and the error of writing the answer).
 func (lim *limits) check(c echo.Context, p *ratelimit.Plan, client string, multiplier float64) (denied bool, err error) {
-	d := lim.l.Allow(c.Request().Context(), p, client, multiplier)
+	l := lim.l
+	if p == lim.authFail {
+		l = lim.ipl
+	}
+	d := l.Allow(c.Request().Context(), p, client, multiplier)
 	ws := d.Windows()
 	setRateLimitHeaders(c.Response().Header(), ws)
 	if d.Allowed {
@@ -166,7 +180,7 @@ func tooManyRequests(c echo.Context, d ratelimit.Decision, ws []ratelimit.Window
 	retry = max(retry, 1)
 	body := rateLimitBody{Error: "Rate limit exceeded", RetryAfter: retry, Policy: policy, Limits: map[string]rateLimitState{}}
 	for _, w := range tightest(ws) {
-		body.Limits[w.Window] = rateLimitState{Limit: w.Limit, Remaining: w.Remaining, ResetAt: w.Reset.UTC().Truncate(time.Second)}
+		body.Limits[w.Window] = rateLimitState{Limit: w.Limit, Remaining: w.Remaining, ResetAt: time.Unix(ceilUnix(w.Reset), 0).UTC()}
 	}
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(retry, 10))
 	return c.JSON(http.StatusTooManyRequests, body)
@@ -255,6 +269,21 @@ func appendItem(b []byte, w ratelimit.WindowState) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// clientIP is the client's address as a rate-limit client: an IPv4
+// address, or the /64 of an IPv6 one (one host usually holds a whole /64,
+// so single addresses would be free buckets).
+func clientIP(c echo.Context) string {
+	raw := c.RealIP()
+	ip := net.ParseIP(raw)
+	if ip == nil {
+		return "ip:" + raw
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return "ip:" + ip4.String()
+	}
+	return "ip:" + ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 func ceilUnix(t time.Time) int64 {

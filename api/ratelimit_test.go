@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/internal/ratelimit"
 )
@@ -222,5 +224,72 @@ func TestRateLimitAuthFailures(t *testing.T) {
 	}
 	if resp, _ := h.call(http.MethodGet, "/api/ab-testing/tests", "", map[string]string{HeaderAPIKey: h.key}); resp.StatusCode != http.StatusOK {
 		t.Errorf("a valid key from the same IP = %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestRateLimitKeysCannotEscape checks the two ways a key holder could
+// get a bigger budget: minting a key with a larger multiplier (403 unless
+// the caller holds "*"), and rotating a key (the successor shares the
+// budget of its chain).
+func TestRateLimitKeysCannotEscape(t *testing.T) {
+	h, _, _ := newLimitedHarness(t, Config{RateLimit: RateLimitConfig{Global: ratelimit.Standard("global", 3, 0, 0)}})
+	_, minter, err := h.keys.Create(t.Context(), auth.NewKey{UserID: "ops", Permissions: []string{"admin.keys", "ab_testing.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]string{HeaderAPIKey: minter}
+	resp, raw := h.call(http.MethodPost, "/api/admin/keys", `{"user_id": "x", "permissions": ["ab_testing.read"], "rate_limit_multiplier": 1000}`, hdr)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(raw), "rate_limit_multiplier") {
+		t.Errorf("minting multiplier 1000 with a multiplier-1 key = %d %s, want 403", resp.StatusCode, raw)
+	}
+	resp, raw = h.call(http.MethodPost, "/api/admin/keys", `{"user_id": "x", "permissions": ["ab_testing.read"], "rate_limit_multiplier": 1000}`, map[string]string{HeaderAPIKey: h.key})
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("minting multiplier 1000 with a * key = %d %s, want 201", resp.StatusCode, raw)
+	}
+
+	// The minter used 1 of its 3 requests (the refused mint); it and its
+	// successor share the 2 left.
+	resp, raw = h.call(http.MethodPost, "/api/admin/keys/"+keyID(t, h, minter)+"/rotate", "", map[string]string{HeaderAPIKey: h.key})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("rotate = %d %s", resp.StatusCode, raw)
+	}
+	var rotated struct {
+		Key string `json:"key"`
+	}
+	if err := json.Unmarshal(raw, &rotated); err != nil || rotated.Key == "" {
+		t.Fatalf("rotate answer %s", raw)
+	}
+	codes := []int{}
+	for _, k := range []string{rotated.Key, minter, rotated.Key} {
+		resp, _ := h.call(http.MethodGet, "/api/ab-testing/tests", "", map[string]string{HeaderAPIKey: k})
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Errorf("successor, old key, successor = %v, want [200 200 429]: the chain shares one budget", codes)
+	}
+}
+
+func keyID(t *testing.T, h *harness, plain string) string {
+	t.Helper()
+	k, err := h.keys.Verify(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ID
+}
+
+func TestClientIPGroupsIPv6By64(t *testing.T) {
+	e := echo.New()
+	for _, tt := range []struct{ peer, want string }{
+		{"192.0.2.7:1", "ip:192.0.2.7"},
+		{"[2001:db8:1:2:aaaa::1]:1", "ip:2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::9]:1", "ip:2001:db8:1:2::/64"},
+		{"[::ffff:192.0.2.7]:1", "ip:192.0.2.7"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = tt.peer
+		if got := clientIP(e.NewContext(r, httptest.NewRecorder())); got != tt.want {
+			t.Errorf("clientIP(%s) = %q, want %q", tt.peer, got, tt.want)
+		}
 	}
 }

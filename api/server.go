@@ -146,6 +146,10 @@ type Deps struct {
 	// Limiter enforces Config.RateLimit (a *ratelimit.Limiter); nil
 	// disables rate limiting.
 	Limiter rateLimiter
+	// IPLimiter limits clients known only by IP (failed authentication,
+	// development mode); it should be local to the replica (a
+	// *ratelimit.Limiter from ratelimit.New). Nil means Limiter.
+	IPLimiter rateLimiter
 }
 
 // Server is the Abacus HTTP API.
@@ -226,7 +230,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	if d.Limiter != nil {
-		lim, err := s.newLimits(d.Limiter, cfg.RateLimit, d.Metrics)
+		ipl := d.IPLimiter
+		if ipl == nil {
+			ipl = d.Limiter
+		}
+		lim, err := s.newLimits(d.Limiter, ipl, cfg.RateLimit, d.Metrics)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,10 +76,10 @@ func (s *Server) validateBody(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
-		if mt != echo.MIMEApplicationJSON || c.Path() == batchPath {
-			// Other types: the handler answers 415. A batch's events are
-			// checked one by one by its handler, so that one bad event
-			// is rejected alone.
+		if !isJSON(mt) || c.Path() == batchPath {
+			// Other types: every handler but the batch one answers 415 (it
+			// takes NDJSON too). A batch's events are checked one by one by
+			// its handler, so that one bad event is rejected alone.
 			return next(c)
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes))
@@ -86,8 +87,10 @@ func (s *Server) validateBody(next echo.HandlerFunc) echo.HandlerFunc {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				s.inputRejections.WithLabelValues("body_too_large").Inc()
+				return err
 			}
-			return err
+			// The client stopped sending (a cut connection, a timeout).
+			return newError(http.StatusBadRequest, "request body is truncated: %v", err)
 		}
 		if len(bytes.TrimSpace(body)) > 0 {
 			if body, err = s.validator.Sanitize(body); err != nil {
@@ -125,6 +128,11 @@ func (s *Server) inputError(err error, prefix string) *httpError {
 	e.body.Field = field
 	e.body.Rule = v.Rule
 	return e
+}
+
+// isJSON reports a media type that decodeJSON accepts.
+func isJSON(mt string) bool {
+	return mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")
 }
 
 // dotted prefixes a field path with a dot unless it is empty or an index.

@@ -1,10 +1,15 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -157,4 +162,39 @@ func decodeError(t *testing.T, raw []byte) errorBody {
 		t.Fatalf("error body %q: %v", raw, err)
 	}
 	return e
+}
+
+// TestValidationCoversEveryJSONType checks that a JSON body is validated
+// under any media type the handlers accept as JSON (application/*+json).
+func TestValidationCoversEveryJSONType(t *testing.T) {
+	h := newValidatingHarness(t, Config{})
+	body := strings.Replace(validCreate, `"Checkout flow"`, `"<script>alert(document.cookie)</script>"`, 1)
+	for _, ct := range []string{"application/json", "application/vnd.abacus+json", "Application/JSON; charset=utf-8"} {
+		code, raw := h.doRaw(http.MethodPost, "/api/ab-testing/tests", ct, body)
+		if e := decodeError(t, raw); code != http.StatusBadRequest || e.Rule != "xss" {
+			t.Errorf("Content-Type %q: %d %s, want 400 xss", ct, code, raw)
+		}
+	}
+}
+
+// TestTruncatedBody checks that a body cut short by the client is a 400,
+// not a server error.
+func TestTruncatedBody(t *testing.T) {
+	h := newValidatingHarness(t, Config{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.http.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/ab-testing/tests HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"test_name\":", h.key)
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "truncated") {
+		t.Errorf("truncated body = %d %s, want 400 saying it is truncated", resp.StatusCode, raw)
+	}
 }

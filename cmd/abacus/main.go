@@ -243,7 +243,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	// Every component is built before any starts, so that a configuration
 	// error returns with nothing running.
 	var srv *api.Server
-	var limiter *ratelimit.Limiter
+	var limiter, ipLimiter *ratelimit.Limiter
 	if cfg.has(roleAPI) {
 		keys, stopKeys, err := startKeyStore(ctx, cfg, bus, log.With("component", "auth"))
 		if err != nil {
@@ -268,6 +268,11 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			if limiter, err = newLimiter(ctx, cfg, bus, reg, log.With("component", "ratelimit")); err != nil {
 				return err
 			}
+			// Clients known only by IP are limited here alone: anonymous
+			// traffic never writes to the shared state.
+			if ipLimiter, err = ratelimit.New(ratelimit.Config{}, log.With("component", "ratelimit")); err != nil {
+				return err
+			}
 		}
 		var validator *validate.Validator
 		if cfg.ValidationEnabled {
@@ -289,6 +294,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			RateLimit:       cfg.RateLimit,
 		}, api.Deps{
 			Limiter:   limiterOrNil(limiter),
+			IPLimiter: limiterOrNil(ipLimiter),
 			Validator: validatorOrNil(validator),
 			Keys:      keys,
 			Registry:  store,
@@ -320,6 +326,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	if limiter != nil {
 		g.Go(func() error { return limiter.Run(ctx) })
+		g.Go(func() error { return ipLimiter.Run(ctx) })
 	}
 	if cons != nil {
 		g.Go(func() error { return cons.Run(ctx) })

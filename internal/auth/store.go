@@ -57,9 +57,22 @@ type Key struct {
 	// RotatedFrom and RotatedTo link a key to its predecessor and successor.
 	RotatedFrom string `json:"rotated_from,omitempty"`
 	RotatedTo   string `json:"rotated_to,omitempty"`
+	// Lineage is the id of the first key of a rotation chain (empty for a
+	// key that was not rotated from another).
+	Lineage string `json:"lineage,omitempty"`
 	// Static marks the key configured by API_KEY: held in memory only, it
 	// cannot be revoked or rotated through the store.
 	Static bool `json:"static,omitempty"`
+}
+
+// LimitID identifies the key for rate limits: the first key of its
+// rotation chain, so that rotating a key (or holding the old and the new
+// key during the grace period) never yields a fresh budget.
+func (k *Key) LimitID() string {
+	if k.Lineage != "" {
+		return k.Lineage
+	}
+	return k.ID
 }
 
 // Allows reports whether one of the key's patterns grants p.
@@ -317,6 +330,7 @@ type NewKey struct {
 	RateLimitMultiplier float64 // 0 means 1
 	ExpiresAt           *time.Time
 	rotatedFrom         string
+	lineage             string
 }
 
 func (n *NewKey) validate(now time.Time) error {
@@ -370,7 +384,7 @@ func (s *Store) Create(ctx context.Context, n NewKey) (*Key, string, error) {
 		Key: Key{
 			ID: id, Prefix: DisplayPrefix(plain), Name: n.Name, UserID: n.UserID,
 			Permissions: n.Permissions, RateLimitMultiplier: n.RateLimitMultiplier,
-			CreatedAt: now, ExpiresAt: utc(n.ExpiresAt), RotatedFrom: n.rotatedFrom,
+			CreatedAt: now, ExpiresAt: utc(n.ExpiresAt), RotatedFrom: n.rotatedFrom, Lineage: n.lineage,
 		},
 		Hash:   s.hash.name(),
 		Digest: hex.EncodeToString(d[:]),
@@ -528,7 +542,7 @@ func (s *Store) Rotate(ctx context.Context, id string, grace time.Duration) (old
 	}
 	n := NewKey{
 		Name: cur.Name, UserID: cur.UserID, Permissions: cur.Permissions,
-		RateLimitMultiplier: cur.RateLimitMultiplier, rotatedFrom: cur.ID,
+		RateLimitMultiplier: cur.RateLimitMultiplier, rotatedFrom: cur.ID, lineage: cur.LimitID(),
 	}
 	if cur.ExpiresAt != nil {
 		t := now.Add(cur.ExpiresAt.Sub(cur.CreatedAt))

@@ -114,8 +114,14 @@
 // clocks with TATs written by others: a clock ahead by δ admits up to δ/T
 // requests early, so run NTP.
 //
+// The bucket is bounded (Config.BucketMaxBytes) and drops its oldest
+// records when full (discard-old): those clients start again with full
+// windows, as after eviction from memory, while every other client stays
+// shared. A write the server refuses for one client makes only that client
+// local for Config.RemoteBackoff.
+//
 // If NATS is unreachable (disconnected, a timeout after
-// Config.RemoteTimeout, a full bucket), requests are never failed, nor held
+// Config.RemoteTimeout), requests are never failed, nor held
 // longer than RemoteTimeout: the replica decides from its own GCRA state,
 // which follows every request it admitted, for Config.RemoteBackoff, then
 // tries NATS again. Such

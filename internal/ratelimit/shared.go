@@ -19,6 +19,10 @@ import (
 // until Config.RemoteTimeout.
 var errContended = errors.New("shared rate limit state too contended")
 
+// errRejected reports a write the NATS server refused for this client
+// (the bucket is full): decided locally for this client only.
+var errRejected = errors.New("shared rate limit state refused the write")
+
 // NewDistributed returns a Limiter whose limits hold across every replica
 // connected to the same JetStream: it creates or updates the bucket
 // Config.Bucket and keeps each client's windows there (see the package
@@ -51,6 +55,19 @@ func (r *remote) provision(ctx context.Context) (jetstream.KeyValue, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provisioning KV bucket %s: %w", r.cfg.Bucket, err)
+	}
+	// A full bucket drops its oldest records (the clients idle longest,
+	// which then start with full windows) rather than refusing writes,
+	// which would leave every client to per-replica limits.
+	stream, err := r.js.Stream(ctx, "KV_"+r.cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stream of KV bucket %s: %w", r.cfg.Bucket, err)
+	}
+	if sc := stream.CachedInfo().Config; sc.Discard != jetstream.DiscardOld {
+		sc.Discard = jetstream.DiscardOld
+		if _, err := r.js.UpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("setting discard-old on KV bucket %s: %w", r.cfg.Bucket, err)
+		}
 	}
 	return kv, nil
 }
@@ -237,7 +254,7 @@ func (l *Limiter) allowShared(ctx context.Context, d *Decision, p *Plan, key str
 		ls.inflight, ls.waiters = nil, 0
 		close(ch)
 		if err != nil {
-			if errors.Is(err, errContended) {
+			if errors.Is(err, errContended) || errors.Is(err, errRejected) {
 				// Don't let the waiters retry one after another.
 				ls.localUntil = time.Now().Add(l.cfg.RemoteBackoff).UnixNano()
 			}
@@ -284,8 +301,8 @@ func (r *remote) unavailable() bool {
 }
 
 func (r *remote) fail(err error) {
-	if errors.Is(err, errContended) {
-		return
+	if errors.Is(err, errContended) || errors.Is(err, errRejected) {
+		return // one client's trouble, not NATS's
 	}
 	r.downUntil.Store(time.Now().Add(r.cfg.RemoteBackoff).UnixNano())
 	if !r.down.Swap(true) {
@@ -370,6 +387,12 @@ func (r *remote) reserve(ctx context.Context, key string, p *Plan, gs *[MaxWindo
 		}
 		if err != nil && attempt > 0 && ctx.Err() != nil {
 			return errContended
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) {
+			// The server answered and refused this write (a full bucket):
+			// NATS works, so only this client is decided locally.
+			return fmt.Errorf("%w: %w", errRejected, err)
 		}
 		if err != nil {
 			return fmt.Errorf("writing rate limit state: %w", err)

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -437,4 +438,36 @@ func BenchmarkAllowShared(b *testing.B) {
 			b.Fatalf("%d fallbacks", st.Fallbacks)
 		}
 	})
+}
+
+// TestFullBucketDropsOldestClients fills a small shared bucket with many
+// clients (as a flood would) and checks that sharing stays on: the bucket
+// drops its oldest records instead of refusing writes, which would leave
+// every client to per-replica limits (twice the limit across 2 replicas).
+func TestFullBucketDropsOldestClients(t *testing.T) {
+	c := newClock()
+	ls := replicas(t, eventbustest.RunServer(t), 2, Config{Now: c.Now, BucketMaxBytes: 64 << 10, RemoteBackoff: time.Hour})
+	ps := plans(t, ls, Standard("global", 10, 0, 0))
+	if !ls[0].Allow(t.Context(), ps[0], "key:victim", 1).Allowed {
+		t.Fatal("first request denied")
+	}
+	for i := range 3000 {
+		ls[0].Allow(t.Context(), ps[0], fmt.Sprintf("ip:2001:db8::%x", i), 1)
+		ls[1].Allow(t.Context(), ps[1], fmt.Sprintf("ip:2001:db8:1::%x", i), 1)
+	}
+	admitted := 0
+	for range 20 {
+		for r := range ls {
+			if ls[r].Allow(t.Context(), ps[r], "key:victim", 1).Allowed {
+				admitted++
+			}
+		}
+	}
+	st := ls[0].Stats()
+	t.Logf("replica 1: %+v; victim admitted %d after the flood, limit 10", st, admitted)
+	// 9 would mean its first record survived 6,000 others in 64 KiB; 20,
+	// that each replica limited it alone.
+	if admitted != 10 || st.Fallbacks != 0 {
+		t.Errorf("victim admitted %d after the flood with %d local fallbacks, want 10 (its record dropped, limits still shared) and none", admitted, st.Fallbacks)
+	}
 }
