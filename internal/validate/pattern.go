@@ -94,7 +94,9 @@ func parsePattern(s string) (pattern, error) {
 			if strings.Contains(key, "]") {
 				return nil, fmt.Errorf("pattern %q has a stray ]", s)
 			}
-			p = append(p, pseg{kind: pKey, glob: key})
+			// Keys match case-insensitively, as encoding/json matches
+			// field names: {"USER_ID": ...} fills user_id.
+			p = append(p, pseg{kind: pKey, glob: strings.ToLower(key)})
 		}
 		for hasIdx {
 			idx, after, ok := strings.Cut(rest, "]")
@@ -125,7 +127,7 @@ func parsePattern(s string) (pattern, error) {
 func (ps pseg) matchOne(s segment) bool {
 	switch ps.kind {
 	case pKey:
-		return s.index < 0 && globMatch(ps.glob, s.key)
+		return s.index < 0 && globMatch(ps.glob, strings.ToLower(s.key))
 	case pAnyIndex:
 		return s.index >= 0
 	case pIndex:

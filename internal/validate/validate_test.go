@@ -54,6 +54,8 @@ func TestJSON(t *testing.T) {
 		{"null byte in identifier", `{"user_id":"abc\u0000"}`, RuleNullByte, "user_id"},
 		{"null byte in nested id", `{"variants":[{"variant_id":"a\u0000"}]}`, RuleNullByte, "variants[0].variant_id"},
 		{"control char in identifier", `{"test_id":"abc\u0007"}`, RuleControlCharacter, "test_id"},
+		{"identifier keys match in any case, as encoding/json does", `{"USER_ID":"a\u0007b"}`, RuleControlCharacter, "USER_ID"},
+		{"exemption matches in any case", `{"Variants":[{"Configuration":{"html":"<script>x()</script>"}}]}`, "", ""},
 		{"C1 control in identifier", `{"id":"abc\u0085"}`, RuleControlCharacter, "id"},
 		{"DEL in identifier", `{"id":"abc\u007f"}`, RuleControlCharacter, "id"},
 		{"tab in identifier is allowed", `{"id":"a\tb"}`, "", ""},
