@@ -110,7 +110,7 @@ fuzz:
 		for name in $$names; do \
 			found=1; \
 			echo "== $$pkg $$name ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s "$$pkg" || exit 1; \
 		done; \
 	done; \
 	[[ $$found -eq 1 ]] || echo "fuzz: no fuzz targets"
