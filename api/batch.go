@@ -40,6 +40,9 @@ type batchEvent struct {
 	Metrics   map[string]*float64 `json:"metrics"`
 	EventID   string              `json:"event_id"`
 	Timestamp *time.Time          `json:"timestamp"`
+	// Attributes (assignments) and Covariates (results) are optional.
+	Attributes map[string]string   `json:"attributes"`
+	Covariates map[string]*float64 `json:"covariates"`
 }
 
 // Outcomes of one batch element.
@@ -326,7 +329,15 @@ func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests ma
 		if ev.Metrics != nil {
 			return element{}, invalid("metrics", "an assignment event carries no metrics")
 		}
-		a := eventv1.Assignment{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: v.ID, Timestamp: ts}
+		if ev.Covariates != nil {
+			return element{}, invalid("covariates", "an assignment event carries no covariates")
+		}
+		if err := experiment.ValidateAttributes("attributes", ev.Attributes); err != nil {
+			var ve *experiment.ValidationError
+			errors.As(err, &ve)
+			return element{}, invalid(ve.Field, "%v", err)
+		}
+		a := eventv1.Assignment{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: v.ID, Timestamp: ts, Attributes: ev.Attributes}
 		if a.EventID == "" {
 			a.EventID = uuid.NewSHA1(assignmentNamespace, []byte(t.ID+"\x00"+ev.UserID)).String()
 		}
@@ -345,7 +356,14 @@ func (s *Server) batchElement(ctx context.Context, raw json.RawMessage, tests ma
 		if herr != nil {
 			return element{}, herr
 		}
-		r := eventv1.Result{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: ev.VariantID, Metrics: metrics, Timestamp: ts}
+		if ev.Attributes != nil {
+			return element{}, invalid("attributes", "attributes belong to assignment events")
+		}
+		covariates, herr := checkCovariates(ev.Covariates, metrics)
+		if herr != nil {
+			return element{}, herr
+		}
+		r := eventv1.Result{EventID: ev.EventID, TestID: t.ID, UserID: ev.UserID, VariantID: ev.VariantID, Metrics: metrics, Timestamp: ts, Covariates: covariates}
 		if r.EventID == "" {
 			r.EventID = uuid.Must(uuid.NewV7()).String()
 		}

@@ -23,6 +23,8 @@ var assignmentNamespace = uuid.MustParse("6f1c2b0e-4b8e-4d0a-9c59-1d0b7f3a6a10")
 
 type assignRequest struct {
 	UserID string `json:"user_id"`
+	// Attributes describe the user for segment analysis (optional).
+	Attributes map[string]string `json:"attributes"`
 }
 
 type assignResponse struct {
@@ -46,16 +48,20 @@ func (s *Server) assign(c echo.Context) error {
 	if err := experiment.ValidateUserID("user_id", req.UserID); err != nil {
 		return err
 	}
+	if err := experiment.ValidateAttributes("attributes", req.Attributes); err != nil {
+		return err
+	}
 	if t.Status != experiment.StatusRunning {
 		return statusConflict(t, "users can be assigned only while it is running")
 	}
 	v := experiment.Assign(t, req.UserID)
 	ev := eventv1.Assignment{
-		EventID:   uuid.NewSHA1(assignmentNamespace, []byte(t.ID+"\x00"+req.UserID)).String(),
-		TestID:    t.ID,
-		UserID:    req.UserID,
-		VariantID: v.ID,
-		Timestamp: s.now().UTC(),
+		EventID:    uuid.NewSHA1(assignmentNamespace, []byte(t.ID+"\x00"+req.UserID)).String(),
+		TestID:     t.ID,
+		UserID:     req.UserID,
+		VariantID:  v.ID,
+		Timestamp:  s.now().UTC(),
+		Attributes: req.Attributes,
 	}
 	if _, err := s.publish(ctx, eventv1.SubjectAssignment, t.ID, ev.EventID, &ev); err != nil {
 		return err
@@ -74,6 +80,8 @@ type recordRequest struct {
 	VariantID string              `json:"variant_id"`
 	Metrics   map[string]*float64 `json:"metrics"`
 	EventID   string              `json:"event_id"`
+	// Covariates are pre-experiment values of some of Metrics, for CUPED.
+	Covariates map[string]*float64 `json:"covariates"`
 }
 
 type recordResponse struct {
@@ -108,6 +116,10 @@ func (s *Server) record(c echo.Context) error {
 	if herr != nil {
 		return herr
 	}
+	covariates, herr := checkCovariates(req.Covariates, metrics)
+	if herr != nil {
+		return herr
+	}
 	if req.EventID != "" && !eventIDPattern.MatchString(req.EventID) {
 		return experiment.Invalid("event_id", "must be 1-64 characters of letters, digits and _ . : -")
 	}
@@ -115,12 +127,13 @@ func (s *Server) record(c echo.Context) error {
 		return statusConflict(t, "results can be recorded only while it is running")
 	}
 	ev := eventv1.Result{
-		EventID:   req.EventID,
-		TestID:    t.ID,
-		UserID:    req.UserID,
-		VariantID: req.VariantID,
-		Metrics:   metrics,
-		Timestamp: s.now().UTC(),
+		EventID:    req.EventID,
+		TestID:     t.ID,
+		UserID:     req.UserID,
+		VariantID:  req.VariantID,
+		Metrics:    metrics,
+		Timestamp:  s.now().UTC(),
+		Covariates: covariates,
 	}
 	if ev.EventID == "" {
 		ev.EventID = uuid.Must(uuid.NewV7()).String()
@@ -165,4 +178,28 @@ func (s *Server) publish(ctx context.Context, subject, testID, eventID string, v
 	}
 	s.metrics.published.WithLabelValues(subject, outcome).Inc()
 	return ack, nil
+}
+
+// checkCovariates validates a result's covariates: each names one of the
+// event's metrics and is a number (not null).
+func checkCovariates(in map[string]*float64, metrics map[string]float64) (map[string]float64, *httpError) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	invalid := func(field, format string, args ...any) *httpError {
+		e := newError(http.StatusBadRequest, format, args...)
+		e.body.Field = field
+		return e
+	}
+	out := make(map[string]float64, len(in))
+	for name, v := range in {
+		if _, ok := metrics[name]; !ok {
+			return nil, invalid("covariates", "covariates: %.40q is not one of the event's metrics (a covariate is the pre-experiment value of a metric recorded with it)", name)
+		}
+		if v == nil {
+			return nil, invalid("covariates."+name, "covariates.%s: must be a number, not null", name)
+		}
+		out[name] = *v
+	}
+	return out, nil
 }

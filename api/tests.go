@@ -29,6 +29,13 @@ type createTestRequest struct {
 	// (default) or benjamini_hochberg.
 	Metrics            []experiment.Metric `json:"metrics"`
 	MultipleComparison string              `json:"multiple_comparison"`
+
+	// Options beyond the fixed-horizon analysis (experiment/beyond.go).
+	AnalysisMethod    string               `json:"analysis_method"`
+	SequentialTuningN *int64               `json:"sequential_tuning_n"`
+	Bayesian          *experiment.Bayesian `json:"bayesian"`
+	CUPED             *experiment.CUPED    `json:"cuped"`
+	Segments          []string             `json:"segments"`
 }
 
 func (s *Server) createTest(c echo.Context) error {
@@ -50,6 +57,14 @@ func (s *Server) createTest(c echo.Context) error {
 		UpdatedAt:        now,
 	}
 	t.Metrics, t.MultipleComparison = req.Metrics, req.MultipleComparison
+	t.AnalysisMethod, t.Bayesian, t.CUPED, t.Segments = req.AnalysisMethod, req.Bayesian, req.CUPED, req.Segments
+	if req.SequentialTuningN != nil {
+		if *req.SequentialTuningN < experiment.MinSequentialTuningN || *req.SequentialTuningN > experiment.MaxSequentialTuningN {
+			return experiment.Invalid("sequential_tuning_n", "must be in [%d, %d] (total users at which the confidence sequence is tightest)",
+				experiment.MinSequentialTuningN, experiment.MaxSequentialTuningN)
+		}
+		t.SequentialTuningN = *req.SequentialTuningN
+	}
 	if req.MinSampleSize != nil {
 		if *req.MinSampleSize < 2 {
 			return experiment.Invalid("min_sample_size", "must be at least 2")

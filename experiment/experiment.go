@@ -123,6 +123,19 @@ type Test struct {
 	// variants against control: holm (the default when empty) or
 	// benjamini_hochberg.
 	MultipleComparison string `json:"multiple_comparison,omitempty"`
+
+	// AnalysisMethod is fixed_horizon (the default) or sequential; with
+	// sequential, SequentialTuningN is N* of the confidence sequences
+	// (default DefaultSequentialTuningN). See beyond.go.
+	AnalysisMethod    string `json:"analysis_method,omitempty"`
+	SequentialTuningN int64  `json:"sequential_tuning_n,omitempty"`
+	// Bayesian asks for Bayesian results next to the frequentist ones.
+	Bayesian *Bayesian `json:"bayesian,omitempty"`
+	// CUPED configures variance reduction by pre-experiment covariates.
+	CUPED *CUPED `json:"cuped,omitempty"`
+	// Segments names the assignment attributes the primary metric is
+	// analysed by (e.g. platform, country).
+	Segments []string `json:"segments,omitempty"`
 }
 
 // idPattern is what test, variant and user ids and metric names may contain:
@@ -166,6 +179,7 @@ func (t *Test) SetDefaults() {
 		t.Status = StatusDraft
 	}
 	t.setMetricDefaults()
+	t.setBeyondDefaults()
 	for i := range t.Variants {
 		if t.Variants[i].Configuration == nil {
 			t.Variants[i].Configuration = map[string]any{}
@@ -221,7 +235,10 @@ func (t *Test) Validate() error {
 	if !seen[t.ControlVariantID] {
 		return Invalid("control_variant_id", "must name one of the variants")
 	}
-	return t.validateMetrics()
+	if err := t.validateMetrics(); err != nil {
+		return err
+	}
+	return t.validateBeyond()
 }
 
 // Variant returns the variant with the given id.

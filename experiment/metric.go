@@ -17,6 +17,12 @@ const (
 	// non-zero, else 0; assigned users without a result count as 0; the
 	// two-proportion z-test.
 	MetricBinary MetricType = "binary"
+	// MetricRatio: the ratio of two recorded metrics (revenue per session),
+	// Numerator over Denominator. A user's numerator and denominator are the
+	// sums of their results of those metrics; the users are those with a
+	// result of either. The delta method gives the variance, with the
+	// numerator-denominator covariance.
+	MetricRatio MetricType = "ratio"
 )
 
 // Direction is which way a metric improves.
@@ -58,7 +64,25 @@ type Metric struct {
 	// at that percentile of the users' values (all variants pooled) before
 	// the test. Continuous metrics only.
 	WinsorizePercentile *float64 `json:"winsorize_percentile,omitempty"`
+	// Numerator and Denominator name the recorded metrics of a ratio
+	// metric (type ratio only).
+	Numerator   string `json:"numerator,omitempty"`
+	Denominator string `json:"denominator,omitempty"`
+	// NonInferiorityMargin, on a guardrail, is the loss in the metric's
+	// direction that still counts as "not worse": a fraction of the control
+	// mean (0.02 is 2%) when NonInferiorityMarginType is relative (the
+	// default), in metric units when it is absolute. A guardrail with a
+	// margin withholds the winner unless the winner is shown not worse by
+	// more than the margin (one-sided test at 1 - confidence_level).
+	NonInferiorityMargin     *float64 `json:"non_inferiority_margin,omitempty"`
+	NonInferiorityMarginType string   `json:"non_inferiority_margin_type,omitempty"`
 }
+
+// Non-inferiority margin types.
+const (
+	MarginRelative = "relative"
+	MarginAbsolute = "absolute"
+)
 
 // MetricSpec returns the declaration of metric name: the declared one, or
 // the default for an undeclared metric (continuous, increase, secondary;
@@ -126,8 +150,8 @@ func (t *Test) validateMetrics() error {
 			return Invalid(field+".name", "is required and must match %s (at most %d bytes)", idPattern, MaxIDLength)
 		case seen[m.Name]:
 			return Invalid(field+".name", "duplicates metric %q", m.Name)
-		case m.Type != MetricContinuous && m.Type != MetricBinary:
-			return Invalid(field+".type", "must be continuous or binary")
+		case m.Type != MetricContinuous && m.Type != MetricBinary && m.Type != MetricRatio:
+			return Invalid(field+".type", "must be continuous, binary or ratio")
 		case m.Direction != DirectionIncrease && m.Direction != DirectionDecrease:
 			return Invalid(field+".direction", "must be increase or decrease")
 		case m.Role != RolePrimary && m.Role != RoleSecondary && m.Role != RoleGuardrail:
@@ -145,7 +169,10 @@ func (t *Test) validateMetrics() error {
 				return Invalid(field+".winsorize_percentile", "must be in (50, 100), e.g. 99")
 			}
 		}
+		if err := m.validateBeyond(field); err != nil {
+			return err
+		}
 		seen[m.Name] = true
 	}
-	return nil
+	return t.validateRatios()
 }

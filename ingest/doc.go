@@ -50,6 +50,14 @@
 //     each event_id once when it aggregates (GROUP BY event_id before any
 //     per-user step), so a stored duplicate cannot change a result.
 //
+// Optional data (migration 0004): an assignment's attributes go to
+// assignment_attributes and a result's covariates to result_covariates, one
+// row per event (per metric with a covariate), in inserts made before the
+// event's main rows. The lookup of point 2 reads only the main tables, so an
+// event found there is complete; an event whose optional rows were stored
+// but whose main insert failed is inserted again whole, and the analyzer
+// reads the optional tables once per event_id as well.
+//
 // This holds on ClickHouse 18.16 and on current releases alike: it relies on
 // neither ReplacingMergeTree merges (which happen at an unknown time) nor
 // insert-block deduplication (which 18.16 offers only for replicated tables).

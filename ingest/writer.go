@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -17,6 +18,24 @@ import (
 type Batch struct {
 	assignments assignmentCols
 	results     resultCols
+	// attributes and covariates hold the optional data of the events that
+	// carry it (migration 0004), written before the main rows.
+	attributes attributeCols
+	covariates covariateCols
+}
+
+type attributeCols struct {
+	testID, variantID, userID, eventID []string
+	keys, values                       [][]string
+	eventTime                          []time.Time
+	streamSeq                          []uint64
+}
+
+type covariateCols struct {
+	testID, variantID, userID, metric, eventID []string
+	covariate                                  []float64
+	eventTime                                  []time.Time
+	streamSeq                                  []uint64
 }
 
 type assignmentCols struct {
@@ -105,6 +124,9 @@ func (b *Batch) append(e event, seq uint64) {
 		c.eventID = append(c.eventID, a.EventID)
 		c.eventTime = append(c.eventTime, a.Timestamp.UTC())
 		c.streamSeq = append(c.streamSeq, seq)
+		if len(a.Attributes) > 0 {
+			b.appendAttributes(a, seq)
+		}
 		return
 	}
 	r := e.result
@@ -118,7 +140,41 @@ func (b *Batch) append(e event, seq uint64) {
 		c.eventID = append(c.eventID, r.EventID)
 		c.eventTime = append(c.eventTime, r.Timestamp.UTC())
 		c.streamSeq = append(c.streamSeq, seq)
+		if x, ok := r.Covariates[name]; ok {
+			v := &b.covariates
+			v.testID = append(v.testID, r.TestID)
+			v.variantID = append(v.variantID, r.VariantID)
+			v.userID = append(v.userID, r.UserID)
+			v.metric = append(v.metric, name)
+			v.covariate = append(v.covariate, x)
+			v.eventID = append(v.eventID, r.EventID)
+			v.eventTime = append(v.eventTime, r.Timestamp.UTC())
+			v.streamSeq = append(v.streamSeq, seq)
+		}
 	}
+}
+
+// appendAttributes stores an assignment's attributes as parallel arrays,
+// keys sorted so that equal attribute sets give equal rows.
+func (b *Batch) appendAttributes(a *eventv1.Assignment, seq uint64) {
+	keys := make([]string, 0, len(a.Attributes))
+	for k := range a.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	values := make([]string, len(keys))
+	for i, k := range keys {
+		values[i] = a.Attributes[k]
+	}
+	c := &b.attributes
+	c.testID = append(c.testID, a.TestID)
+	c.variantID = append(c.variantID, a.VariantID)
+	c.userID = append(c.userID, a.UserID)
+	c.keys = append(c.keys, keys)
+	c.values = append(c.values, values)
+	c.eventID = append(c.eventID, a.EventID)
+	c.eventTime = append(c.eventTime, a.Timestamp.UTC())
+	c.streamSeq = append(c.streamSeq, seq)
 }
 
 // Rows returns the number of assignment and result rows in the batch.
@@ -132,9 +188,32 @@ type Writer struct {
 	metrics *metrics
 }
 
-// Write inserts the batch: one INSERT per non-empty table.
+// Write inserts the batch: one INSERT per non-empty table. The optional
+// attribute and covariate rows go first: the redelivery lookup (stored)
+// reads only assignments and results, so an event whose main rows are
+// stored is complete, and an event redelivered after a failure between the
+// two may repeat its optional rows, which the analysis reads once per
+// event_id.
 func (w *Writer) Write(ctx context.Context, b *Batch) error {
 	start := time.Now()
+	if c := &b.attributes; len(c.testID) > 0 {
+		err := w.insert(ctx,
+			"INSERT INTO assignment_attributes (test_id, variant_id, user_id, attribute_keys, attribute_values, event_id, event_time, stream_seq)",
+			c.testID, c.variantID, c.userID, c.keys, c.values, c.eventID, c.eventTime, c.streamSeq)
+		if err != nil {
+			return fmt.Errorf("inserting %d assignment attributes: %w", len(c.testID), err)
+		}
+		w.metrics.rows.WithLabelValues("assignment_attributes").Add(float64(len(c.testID)))
+	}
+	if c := &b.covariates; len(c.testID) > 0 {
+		err := w.insert(ctx,
+			"INSERT INTO result_covariates (test_id, variant_id, user_id, metric, covariate, event_id, event_time, stream_seq)",
+			c.testID, c.variantID, c.userID, c.metric, c.covariate, c.eventID, c.eventTime, c.streamSeq)
+		if err != nil {
+			return fmt.Errorf("inserting %d result covariates: %w", len(c.testID), err)
+		}
+		w.metrics.rows.WithLabelValues("result_covariates").Add(float64(len(c.testID)))
+	}
 	if c := &b.assignments; len(c.testID) > 0 {
 		err := w.insert(ctx,
 			"INSERT INTO assignments (test_id, variant_id, user_id, event_id, event_time, stream_seq)",

@@ -47,6 +47,10 @@ type Assignment struct {
 	UserID    string    `json:"user_id"`
 	VariantID string    `json:"variant_id"`
 	Timestamp time.Time `json:"timestamp"`
+	// Attributes describe the user for segment analysis (platform,
+	// country): at most MaxAttributes, string values. Optional: producers
+	// before it was added never send it.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // Result records metric values observed for a user in a variant.
@@ -57,6 +61,10 @@ type Result struct {
 	VariantID string             `json:"variant_id"`
 	Metrics   map[string]float64 `json:"metrics"`
 	Timestamp time.Time          `json:"timestamp"`
+	// Covariates are pre-experiment values per metric (the user's value of
+	// the metric before the test) for CUPED; every key is one of Metrics'.
+	// Optional: producers before it was added never send it.
+	Covariates map[string]float64 `json:"covariates,omitempty"`
 }
 
 // Limits that every producer must respect.
@@ -65,6 +73,10 @@ const (
 	MaxMetrics      = 100
 	MaxMetricBytes  = 128
 	MaxEventIDBytes = 64
+
+	MaxAttributes          = 20
+	MaxAttributeKeyBytes   = 64
+	MaxAttributeValueBytes = 128
 )
 
 var errEmpty = errors.New("is empty")
@@ -96,6 +108,17 @@ func (a *Assignment) Validate() error {
 	}
 	if a.Timestamp.IsZero() {
 		return errors.New("timestamp is missing")
+	}
+	if len(a.Attributes) > MaxAttributes {
+		return fmt.Errorf("attributes has more than %d entries", MaxAttributes)
+	}
+	for k, v := range a.Attributes {
+		if err := checkID("attribute key", k, MaxAttributeKeyBytes); err != nil {
+			return err
+		}
+		if err := checkID("attribute "+k, v, MaxAttributeValueBytes); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -130,6 +153,14 @@ func (r *Result) Validate() error {
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("metric %q is not a finite number", name)
+		}
+	}
+	for name, v := range r.Covariates {
+		if _, ok := r.Metrics[name]; !ok {
+			return fmt.Errorf("covariate %q names no metric of the event", name)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("covariate %q is not a finite number", name)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package eventv1
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -19,6 +20,8 @@ func TestSamples(t *testing.T) {
 	}{
 		{"testdata/assignment.json", &Assignment{}},
 		{"testdata/result.json", &Result{}},
+		{"testdata/assignment_attributes.json", &Assignment{}},
+		{"testdata/result_covariates.json", &Result{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -65,6 +68,9 @@ func TestResultValidate(t *testing.T) {
 		{"no metrics", func(r *Result) { r.Metrics = nil }, "metrics"},
 		{"no timestamp", func(r *Result) { r.Timestamp = time.Time{} }, "timestamp"},
 		{"long user", func(r *Result) { r.UserID = strings.Repeat("u", MaxIDBytes+1) }, "user_id"},
+		{"covariate", func(r *Result) { r.Covariates = map[string]float64{"m": 0.5} }, ""},
+		{"covariate of no metric", func(r *Result) { r.Covariates = map[string]float64{"x": 0.5} }, `covariate "x"`},
+		{"infinite covariate", func(r *Result) { r.Covariates = map[string]float64{"m": math.Inf(1)} }, `covariate "m"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,4 +126,38 @@ func ExampleResult() {
 	b, _ := json.Marshal(r)
 	os.Stdout.Write(b)
 	// Output: {"event_id":"evt-1","test_id":"checkout","user_id":"user-42","variant_id":"one_page","metrics":{"conversion":1},"timestamp":"2026-11-26T00:00:00Z"}
+}
+
+func TestAssignmentValidateAttributes(t *testing.T) {
+	many := map[string]string{}
+	for i := range MaxAttributes + 1 {
+		many[strings.Repeat("k", i+1)] = "v"
+	}
+	tests := []struct {
+		name    string
+		attrs   map[string]string
+		wantErr string
+	}{
+		{"none", nil, ""},
+		{"two", map[string]string{"platform": "ios", "country": "DE"}, ""},
+		{"too many", many, "attributes"},
+		{"empty value", map[string]string{"platform": ""}, "attribute platform"},
+		{"long key", map[string]string{strings.Repeat("k", MaxAttributeKeyBytes+1): "v"}, "attribute key"},
+		{"long value", map[string]string{"k": strings.Repeat("v", MaxAttributeValueBytes+1)}, "attribute k"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := Assignment{EventID: "e", TestID: "t", UserID: "u", VariantID: "v", Timestamp: time.Unix(1, 0), Attributes: tt.attrs}
+			err := a.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Validate() = %v, want an error about %s", err, tt.wantErr)
+			}
+		})
+	}
 }
