@@ -174,6 +174,9 @@ func load(ctx context.Context, conn driver.Conn, t *experiment.Test) (Data, erro
 			}
 		}
 	}
+	if err := loadBeyond(ctx, conn, t, &d); err != nil {
+		return d, err
+	}
 	return d, nil
 }
 
@@ -182,8 +185,8 @@ func load(ctx context.Context, conn driver.Conn, t *experiment.Test) (Data, erro
 func loadResults(ctx context.Context, conn driver.Conn, t *experiment.Test, d *Data) (map[string]bool, error) {
 	dups := map[string]bool{}
 	put := func(metric, variant string, s stats.Sample) {
-		if t.MetricSpec(metric).Type == experiment.MetricBinary {
-			return
+		if t.MetricSpec(metric).Type != experiment.MetricContinuous {
+			return // binary and ratio metrics have queries of their own
 		}
 		if d.Metrics[metric] == nil {
 			d.Metrics[metric] = map[string]stats.Sample{}

@@ -40,6 +40,16 @@ type Data struct {
 	Binary map[string]map[string]stats.Proportion
 	// Caps holds the winsorization cap of each winsorized metric.
 	Caps map[string]float64
+
+	// Ratios holds per ratio metric and variant the moments of the
+	// per-user numerator and denominator sums.
+	Ratios map[string]map[string]stats.RatioSample
+	// CUPED holds per continuous metric the covariate moments, when
+	// covariates were recorded or the test enables CUPED.
+	CUPED map[string]CUPEDData
+	// Segments holds the primary metric by the values of each declared
+	// segment attribute.
+	Segments map[string]SegmentData
 }
 
 // BuildReport computes the report of t from data. It is a pure function.
@@ -55,7 +65,14 @@ func BuildReport(t *experiment.Test, data Data, now time.Time) *experiment.Repor
 		ComputedAt:         now.UTC(),
 		Assignments:        make(map[string]int64, len(t.Variants)),
 		MultipleComparison: t.Correction(),
-		Health:             experiment.Health{GuardrailViolations: []experiment.GuardrailViolation{}},
+		AnalysisMethod:     t.Method(),
+		Health: experiment.Health{
+			GuardrailViolations:    []experiment.GuardrailViolation{},
+			NonInferiorityNotShown: []experiment.GuardrailViolation{},
+		},
+	}
+	if t.Sequential() {
+		r.SequentialTuningN = ptr(t.TuningN())
 	}
 	for _, v := range t.Variants {
 		r.Assignments[v.ID] = data.Assignments[v.ID]
@@ -67,7 +84,9 @@ func BuildReport(t *experiment.Test, data Data, now time.Time) *experiment.Repor
 	r.Method = p.Test
 	r.Health.SRM = srmCheck(t, r.Assignments)
 	r.Health.GuardrailViolations = guardrailViolations(t, r.Metrics)
+	r.Health.NonInferiorityNotShown = nonInferiorityNotShown(r.Metrics)
 	r.Verdict = verdict(t, p, r.Health)
+	r.Segments = segmentReports(t, t.MetricSpec(t.PrimaryMetric), data)
 	r.WinnerVariantID, r.Decision, r.Reason = r.Verdict.WinnerVariantID, r.Verdict.Code, r.Verdict.Message
 	return r
 }
@@ -80,6 +99,9 @@ func metricNames(t *experiment.Test, data Data) []string {
 		set[name] = true
 	}
 	for name := range data.Binary {
+		set[name] = true
+	}
+	for name := range data.Ratios {
 		set[name] = true
 	}
 	for _, m := range t.Metrics {
@@ -98,6 +120,10 @@ func metricNames(t *experiment.Test, data Data) []string {
 type arm struct {
 	sample stats.Sample // continuous; for binary, N and Mean (the rate)
 	prop   stats.Proportion
+	// ratio is set for a ratio metric; sample then holds the ratio as a
+	// mean with variance RatioVariance·N, so that the tests built on
+	// Samples see the delta-method standard error.
+	ratio *stats.RatioSample
 }
 
 func metricReport(t *experiment.Test, spec experiment.Metric, data Data) experiment.MetricReport {
@@ -105,11 +131,16 @@ func metricReport(t *experiment.Test, spec experiment.Metric, data Data) experim
 		Metric: spec.Name, Primary: spec.Name == t.PrimaryMetric,
 		Type: spec.Type, Direction: spec.Direction, Role: spec.Role,
 		WinsorizePercentile: spec.WinsorizePercentile,
+		Numerator:           spec.Numerator, Denominator: spec.Denominator,
+		NonInferiorityMargin: spec.NonInferiorityMargin, NonInferiorityMarginType: spec.NonInferiorityMarginType,
 	}
 	binary := spec.Type == experiment.MetricBinary
 	m.Test = TestWelch
-	if binary {
+	switch spec.Type {
+	case experiment.MetricBinary:
 		m.Test = TestProportion
+	case experiment.MetricRatio:
+		m.Test = TestRatio
 	}
 	if c, ok := data.Caps[spec.Name]; ok && spec.WinsorizePercentile != nil {
 		m.WinsorizeCap = ptr(c)
@@ -117,6 +148,12 @@ func metricReport(t *experiment.Test, spec experiment.Metric, data Data) experim
 	arms := make(map[string]arm, len(t.Variants))
 	for _, v := range t.Variants {
 		var a arm
+		if spec.Type == experiment.MetricRatio {
+			a = ratioArm(data.Ratios[spec.Name][v.ID])
+			arms[v.ID] = a
+			m.Variants = append(m.Variants, ratioVariantStats(t, v, a))
+			continue
+		}
 		if binary {
 			a.prop = data.Binary[spec.Name][v.ID]
 			a.sample = stats.Sample{N: a.prop.N, Mean: a.prop.Rate()}
@@ -134,9 +171,10 @@ func metricReport(t *experiment.Test, spec experiment.Metric, data Data) experim
 		if v.ID == t.ControlVariantID {
 			continue
 		}
-		m.Comparisons = append(m.Comparisons, compare(t, spec, arms[t.ControlVariantID], arms[v.ID], v.ID))
+		m.Comparisons = append(m.Comparisons, compareBeyond(t, spec, data, arms[t.ControlVariantID], arms[v.ID], v.ID))
 	}
 	adjust(t, m.Comparisons)
+	adjustSequential(t, m.Comparisons)
 	m.WinnerVariantID, m.Decision, m.Reason = decide(t, m)
 	return m
 }
@@ -278,7 +316,7 @@ func decide(t *experiment.Test, m experiment.MetricReport) (*string, string, str
 	allWorse := len(m.Comparisons) > 0
 	for i := range m.Comparisons {
 		c := &m.Comparisons[i]
-		if !c.SignificantAdjusted || c.AbsoluteDifference == nil || *c.AbsoluteDifference == 0 {
+		if sig, _ := decisive(t, c); !sig || c.AbsoluteDifference == nil || *c.AbsoluteDifference == 0 {
 			allWorse = false
 			continue
 		}
@@ -294,18 +332,27 @@ func decide(t *experiment.Test, m experiment.MetricReport) (*string, string, str
 	if sign < 0 {
 		word = "lower"
 	}
+	kind := "adjusted"
+	if t.Sequential() {
+		kind = "always-valid adjusted"
+	}
 	switch {
 	case best != nil:
+		_, p := decisive(t, best)
 		return ptr(best.VariantID), experiment.DecisionWinner,
-			fmt.Sprintf("variant %s beats control %s on %s (%s is better; adjusted p = %.3g < %.3g)",
-				best.VariantID, t.ControlVariantID, m.Metric, word, *best.PValueAdjusted, alpha)
+			fmt.Sprintf("variant %s beats control %s on %s (%s is better; %s p = %.3g < %.3g)",
+				best.VariantID, t.ControlVariantID, m.Metric, word, kind, *p, alpha)
 	case allWorse:
 		return ptr(t.ControlVariantID), experiment.DecisionWinner,
-			fmt.Sprintf("control %s beats every other variant on %s at adjusted p < %.3g", t.ControlVariantID, m.Metric, alpha)
+			fmt.Sprintf("control %s beats every other variant on %s at %s p < %.3g", t.ControlVariantID, m.Metric, kind, alpha)
+	}
+	pvalues := "p-values"
+	if t.Sequential() {
+		pvalues = "always-valid p-values"
 	}
 	return nil, experiment.DecisionNotSignificant,
-		fmt.Sprintf("no variant differs from control %s on %s at the %.3g confidence level (p-values adjusted by %s)",
-			t.ControlVariantID, m.Metric, t.ConfidenceLevel, t.Correction())
+		fmt.Sprintf("no variant differs from control %s on %s at the %.3g confidence level (%s adjusted by %s)",
+			t.ControlVariantID, m.Metric, t.ConfidenceLevel, pvalues, t.Correction())
 }
 
 // srmCheck tests the assigned users per variant against the traffic split.
@@ -320,9 +367,16 @@ func srmCheck(t *experiment.Test, assigned map[string]int64) *experiment.SRMChec
 		return nil
 	}
 	s := &experiment.SRMCheck{
+		Method:    SRMChiSquare,
 		ChiSquare: g.ChiSquare, DegreesOfFreedom: g.DoF, PValue: g.PValue, Threshold: SRMThreshold,
 		Detected: g.PValue < SRMThreshold,
 		Observed: make(map[string]int64, len(obs)), Expected: make(map[string]float64, len(obs)),
+	}
+	if t.Sequential() {
+		if q, err := stats.SequentialSRMTest(obs, weights, 0); err == nil {
+			s.Method, s.ChiSquarePValue, s.LogBayesFactor = SRMSequential, ptr(g.PValue), ptr(q.LogBayesFactor)
+			s.PValue, s.Detected = q.PValue, q.PValue < SRMThreshold
+		}
 	}
 	var got, want []string
 	for i, v := range t.Variants {
@@ -334,9 +388,12 @@ func srmCheck(t *experiment.Test, assigned map[string]int64) *experiment.SRMChec
 		s.Message = fmt.Sprintf("Sample ratio mismatch: the variants received %s users, but the traffic split expects about %s "+
 			"(chance of a gap this large by luck: p = %.2g). Assignment or event logging is likely broken, so the results "+
 			"cannot be trusted and no winner is declared until the cause is found.",
-			strings.Join(got, ", "), strings.Join(want, ", "), g.PValue)
+			strings.Join(got, ", "), strings.Join(want, ", "), s.PValue)
 	} else {
-		s.Message = fmt.Sprintf("Users per variant match the traffic split (p = %.2g).", g.PValue)
+		s.Message = fmt.Sprintf("Users per variant match the traffic split (p = %.2g).", s.PValue)
+	}
+	if s.Method == SRMSequential {
+		s.Message += " The check is sequential: it stays valid however often the test is looked at."
 	}
 	return s
 }
@@ -346,14 +403,23 @@ func srmCheck(t *experiment.Test, assigned map[string]int64) *experiment.SRMChec
 func guardrailViolations(t *experiment.Test, ms []experiment.MetricReport) []experiment.GuardrailViolation {
 	out := []experiment.GuardrailViolation{}
 	for _, m := range ms {
-		if m.Role != experiment.RoleGuardrail {
+		// A guardrail with a non-inferiority margin is judged by its
+		// one-sided test instead (nonInferiorityNotShown).
+		if m.Role != experiment.RoleGuardrail || m.NonInferiorityMargin != nil {
 			continue
 		}
 		for _, c := range m.Comparisons {
-			if c.Significant && c.Better != nil && !*c.Better && c.AbsoluteDifference != nil && *c.AbsoluteDifference != 0 {
+			sig, p := c.Significant, c.PValue
+			if t.Sequential() {
+				sig, p = false, nil
+				if s := c.Sequential; s != nil {
+					sig, p = s.Significant, s.PValue
+				}
+			}
+			if sig && c.Better != nil && !*c.Better && c.AbsoluteDifference != nil && *c.AbsoluteDifference != 0 {
 				out = append(out, experiment.GuardrailViolation{
-					Metric: m.Metric, VariantID: c.VariantID, PValue: *c.PValue,
-					Message: fmt.Sprintf("variant %s is significantly worse than control on guardrail metric %s (p = %.3g)", c.VariantID, m.Metric, *c.PValue),
+					Metric: m.Metric, VariantID: c.VariantID, PValue: *p,
+					Message: fmt.Sprintf("variant %s is significantly worse than control on guardrail metric %s (p = %.3g)", c.VariantID, m.Metric, *p),
 				})
 			}
 		}
@@ -373,6 +439,12 @@ func verdict(t *experiment.Test, primary experiment.MetricReport, h experiment.H
 	for _, g := range h.GuardrailViolations {
 		if g.VariantID == *v.WinnerVariantID {
 			return experiment.Verdict{Code: experiment.DecisionGuardrail,
+				Message: fmt.Sprintf("%s, but %s: no winner is declared", primary.Reason, g.Message)}
+		}
+	}
+	for _, g := range h.NonInferiorityNotShown {
+		if g.VariantID == *v.WinnerVariantID {
+			return experiment.Verdict{Code: experiment.DecisionNonInferiority,
 				Message: fmt.Sprintf("%s, but %s: no winner is declared", primary.Reason, g.Message)}
 		}
 	}
