@@ -306,14 +306,16 @@ func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string
 		r.runs.WithLabelValues(trigger, "error").Inc()
 		return nil, nil, fmt.Errorf("encoding report: %w", err)
 	}
+	// The snapshot goes first: the API caches a history under the revision
+	// of the stored report, so the new revision must not exist before the
+	// point it brings. The history is best effort: a failed snapshot loses
+	// one point of a dashboard's series, not the report.
+	if err := writeSnapshot(ctx, r.conn, rep, trigger); err != nil {
+		r.log.Error("writing the analysis snapshot", "experiment_id", t.ID, "err", err)
+	}
 	if _, err := r.reports.Put(ctx, t.ID, data); err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
 		return nil, nil, fmt.Errorf("storing report: %w", err)
-	}
-	// The history is best effort: a failed snapshot loses one point of a
-	// dashboard's series, not the report.
-	if err := writeSnapshot(ctx, r.conn, rep, trigger); err != nil {
-		r.log.Error("writing the analysis snapshot", "experiment_id", t.ID, "err", err)
 	}
 	r.runs.WithLabelValues(trigger, "ok").Inc()
 	r.duration.Observe(time.Since(start).Seconds())

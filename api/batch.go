@@ -60,6 +60,8 @@ type batchItem struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 	Error     string `json:"error,omitempty"`
 	Field     string `json:"field,omitempty"`
+	// Rule names the input validation rule that rejected the event.
+	Rule string `json:"rule,omitempty"`
 }
 
 type batchResponse struct {
@@ -105,6 +107,17 @@ func (s *Server) ingestBatch(c echo.Context) error {
 	for i, raw := range raws {
 		item := &resp.Results[i]
 		item.Index = i
+		if s.validator != nil {
+			// Input validation, event by event (validateBody skips
+			// batches so that one bad event is rejected alone).
+			clean, err := s.validator.Sanitize(raw)
+			if err != nil {
+				herr := s.inputError(err, "")
+				item.Status, item.Error, item.Field, item.Rule = outcomeRejected, herr.body.Error, herr.body.Field, herr.body.Rule
+				continue
+			}
+			raw = clean
+		}
 		el, herr := s.batchElement(ctx, raw, tests, now)
 		if herr != nil {
 			item.Status, item.Error, item.Field = outcomeRejected, herr.body.Error, herr.body.Field

@@ -54,7 +54,7 @@ func (s *Server) routes() {
 }
 
 // batchPath is the batch ingestion route, whose events are validated one by
-// one (see validateInput).
+// one by its handler (see validateBody).
 const batchPath = "/api/ab-testing/events"
 
 func serveOpenAPI(c echo.Context) error {

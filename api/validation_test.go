@@ -198,3 +198,43 @@ func TestTruncatedBody(t *testing.T) {
 		t.Errorf("truncated body = %d %s, want 400 saying it is truncated", resp.StatusCode, raw)
 	}
 }
+
+// TestBatchEventsAreValidated checks that a batch's events are validated
+// one by one, in JSON and NDJSON: an attack is rejected with its rule and
+// field, and the other events are accepted.
+func TestBatchEventsAreValidated(t *testing.T) {
+	h := newValidatingHarness(t, Config{})
+	id := h.createRunning()
+	events := []string{
+		`{"type": "assignment", "test_id": "` + id + `", "user_id": "x' OR '1'='1' --"}`,
+		`{"type": "assignment", "test_id": "` + id + `", "user_id": "honest-1"}`,
+		`{"type": "result", "test_id": "` + id + `", "user_id": "honest-1", "metrics": {"conversion": 1}, "event_id": "<script>alert(1)</script>"}`,
+		`{"type": "assignment", "test_id": "` + id + `", "user_id": "a; cat /etc/passwd"}`,
+	}
+	for _, tt := range []struct{ ct, body string }{
+		{"application/json", "[" + strings.Join(events, ",") + "]"},
+		{"application/x-ndjson", strings.Join(events, "\n")},
+	} {
+		code, raw := h.doRaw(http.MethodPost, "/api/ab-testing/events", tt.ct, tt.body)
+		var resp struct {
+			Accepted, Rejected int
+			Results            []struct {
+				Status, Field, Rule string
+			}
+		}
+		if err := json.Unmarshal(raw, &resp); err != nil || code != http.StatusMultiStatus || resp.Accepted != 1 || resp.Rejected != 3 {
+			t.Fatalf("%s batch = %d %s, want 207 with 1 accepted and 3 rejected", tt.ct, code, raw)
+		}
+		want := []struct{ status, field, rule string }{
+			{"rejected", "user_id", "sql_injection"}, {"accepted", "", ""}, {"rejected", "event_id", "xss"}, {"rejected", "user_id", "command_injection"},
+		}
+		for i, w := range want {
+			if r := resp.Results[i]; r.Status != w.status || r.Field != w.field || r.Rule != w.rule {
+				t.Errorf("%s results[%d] = %+v, want %+v", tt.ct, i, r, w)
+			}
+		}
+		if strings.Contains(string(raw), "cat /etc/passwd") || strings.Contains(string(raw), "<script>") {
+			t.Errorf("the answer echoes a rejected value: %s", raw)
+		}
+	}
+}
