@@ -96,37 +96,6 @@ type listResponse struct {
 	Total int                `json:"total"`
 }
 
-func (s *Server) listTests(c echo.Context) error {
-	status := experiment.Status(c.QueryParam("status"))
-	if status != "" && !status.Valid() {
-		e := newError(http.StatusBadRequest, "status must be one of draft, running, stopped")
-		e.body.Field = "status"
-		return e
-	}
-	typ := experiment.Type(c.QueryParam("test_type"))
-	if typ != "" && !typ.Valid() {
-		e := newError(http.StatusBadRequest, "test_type must be one of workflow, prompt, model, routing")
-		e.body.Field = "test_type"
-		return e
-	}
-	out := listResponse{Tests: []*experiment.Test{}}
-	for _, t := range s.reg.List() {
-		if (status == "" || t.Status == status) && (typ == "" || t.Type == typ) {
-			out.Tests = append(out.Tests, t)
-		}
-	}
-	out.Total = len(out.Tests)
-	return c.JSON(http.StatusOK, out)
-}
-
-func (s *Server) getTest(c echo.Context) error {
-	t, err := s.lookup(c.Request().Context(), c.Param("test_id"))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, t)
-}
-
 func (s *Server) startTest(c echo.Context) error {
 	return s.transition(c, "started", (*experiment.Test).Start)
 }
