@@ -93,7 +93,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if s.cfg.AuthDisabled {
 			if s.limits != nil {
-				if denied, err := s.limits.check(c, s.limits.plan(c), clientIP(c), 1); denied {
+				if denied, err := s.limits.forIP(c, false); denied {
 					return err
 				}
 			}
@@ -102,7 +102,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		k, reason, msg := s.identify(c.Request())
 		if k == nil {
 			if s.limits != nil {
-				if denied, err := s.limits.check(c, s.limits.authFail, clientIP(c), 1); denied {
+				if denied, err := s.limits.forIP(c, true); denied {
 					s.authFailures.WithLabelValues(reason).Inc()
 					return err
 				}
@@ -110,7 +110,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return s.unauthorized(c, reason, msg)
 		}
 		if s.limits != nil {
-			if denied, err := s.limits.check(c, s.limits.plan(c), "key:"+k.LimitID(), k.RateLimitMultiplier); denied {
+			if denied, err := s.limits.forKey(c, k); denied {
 				return err
 			}
 		}

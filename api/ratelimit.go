@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/internal/ratelimit"
 )
 
@@ -136,14 +137,26 @@ func (lim *limits) plan(c echo.Context) *ratelimit.Plan {
 	return lim.fallback
 }
 
-// check decides the request of client under plan p and sets the
+// forKey checks a request of a verified key under its route's plan.
+func (lim *limits) forKey(c echo.Context, k *auth.Key) (denied bool, err error) {
+	return lim.check(c, lim.l, lim.plan(c), "key:"+k.LimitID(), k.RateLimitMultiplier)
+}
+
+// forIP checks a request known only by its client IP: under the
+// auth-failure plan when it failed authentication, else (development
+// mode) under its route's plan.
+func (lim *limits) forIP(c echo.Context, authFailed bool) (denied bool, err error) {
+	p := lim.plan(c)
+	if authFailed {
+		p = lim.authFail
+	}
+	return lim.check(c, lim.ipl, p, clientIP(c), 1)
+}
+
+// check decides the request of client under plan p with l and sets the
 // rate-limit headers. When the request is denied it answers 429 and
 // returns true (and the error of writing the answer).
-func (lim *limits) check(c echo.Context, p *ratelimit.Plan, client string, multiplier float64) (denied bool, err error) {
-	l := lim.l
-	if p == lim.authFail {
-		l = lim.ipl
-	}
+func (lim *limits) check(c echo.Context, l rateLimiter, p *ratelimit.Plan, client string, multiplier float64) (denied bool, err error) {
 	d := l.Allow(c.Request().Context(), p, client, multiplier)
 	ws := d.Windows()
 	setRateLimitHeaders(c.Response().Header(), ws)
@@ -233,7 +246,6 @@ func setRateLimitHeaders(h http.Header, ws []ratelimit.WindowState) {
 	}
 	policy := make([]byte, 0, 48*len(ws))
 	state := make([]byte, 0, 48*len(ws))
-	now := time.Now()
 	for i, w := range ws {
 		if i > 0 {
 			policy = append(policy, ", "...)
@@ -248,7 +260,7 @@ func setRateLimitHeaders(h http.Header, ws []ratelimit.WindowState) {
 		state = append(state, ";r="...)
 		state = strconv.AppendInt(state, int64(w.Remaining), 10)
 		state = append(state, ";t="...)
-		state = strconv.AppendInt(state, max(0, int64(math.Ceil(w.Reset.Sub(now).Seconds()))), 10)
+		state = strconv.AppendInt(state, int64(math.Ceil(w.ResetAfter.Seconds())), 10)
 	}
 	h["RateLimit-Policy"] = []string{string(policy)}
 	h["RateLimit"] = []string{string(state)}

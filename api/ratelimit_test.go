@@ -100,7 +100,8 @@ func TestRateLimit(t *testing.T) {
 		if got := resp.Header.Get("RateLimit-Policy"); !strings.Contains(got, `"global.minute";q=5;w=60`) || !strings.Contains(got, `"global.day";q=1000;w=86400`) {
 			t.Errorf("RateLimit-Policy %q", got)
 		}
-		if got := resp.Header.Get("RateLimit"); !strings.Contains(got, fmt.Sprintf(`"global.minute";r=%d;t=`, 4-i)) {
+		// Full again 12 s (one emission interval) per request taken.
+		if got := resp.Header.Get("RateLimit"); !strings.Contains(got, fmt.Sprintf(`"global.minute";r=%d;t=%d,`, 4-i, 12*(i+1))) {
 			t.Errorf("RateLimit %q", got)
 		}
 	}

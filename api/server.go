@@ -18,6 +18,8 @@ import (
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/internal/cache"
+	"github.com/abacus-ab/abacus/internal/ratelimit"
+	"github.com/abacus-ab/abacus/internal/validate"
 )
 
 // Config configures the HTTP server.
@@ -140,16 +142,16 @@ type Deps struct {
 	// (see cache.go); nil disables caching. Its analysis layer caches
 	// reports unless ReportCache is set.
 	Cache *cache.Cache
-	// Validator checks every request's input (a *validate.Validator); nil
+	// Validator checks every request's input; nil
 	// leaves only the body size limit.
-	Validator inputValidator
-	// Limiter enforces Config.RateLimit (a *ratelimit.Limiter); nil
+	Validator *validate.Validator
+	// Limiter enforces Config.RateLimit; nil
 	// disables rate limiting.
-	Limiter rateLimiter
+	Limiter *ratelimit.Limiter
 	// IPLimiter limits clients known only by IP (failed authentication,
 	// development mode); it should be local to the replica (a
-	// *ratelimit.Limiter from ratelimit.New). Nil means Limiter.
-	IPLimiter rateLimiter
+	// limiter from ratelimit.New). Nil means Limiter.
+	IPLimiter *ratelimit.Limiter
 }
 
 // Server is the Abacus HTTP API.
@@ -205,7 +207,6 @@ func New(cfg Config, d Deps) (*Server, error) {
 		perms:        make(map[routeKey]auth.Permission),
 		authFailures: newAuthFailures(d.Metrics),
 
-		validator:       d.Validator,
 		inputRejections: newInputRejections(d.Metrics),
 	}
 	if d.Keys == nil && !cfg.AuthDisabled {
@@ -228,6 +229,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.routes()
 	if err := s.checkRoutes(); err != nil {
 		return nil, err
+	}
+	// Deps hold concrete pointers, so a nil one cannot turn into a
+	// non-nil interface holding nil here.
+	if d.Validator != nil {
+		s.validator = d.Validator
 	}
 	if d.Limiter != nil {
 		ipl := d.IPLimiter

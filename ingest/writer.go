@@ -196,41 +196,28 @@ type Writer struct {
 // event_id.
 func (w *Writer) Write(ctx context.Context, b *Batch) error {
 	start := time.Now()
-	if c := &b.attributes; len(c.testID) > 0 {
-		err := w.insert(ctx,
-			"INSERT INTO assignment_attributes (test_id, variant_id, user_id, attribute_keys, attribute_values, event_id, event_time, stream_seq)",
-			c.testID, c.variantID, c.userID, c.keys, c.values, c.eventID, c.eventTime, c.streamSeq)
-		if err != nil {
-			return fmt.Errorf("inserting %d assignment attributes: %w", len(c.testID), err)
+	a, c, as, r := &b.attributes, &b.covariates, &b.assignments, &b.results
+	for _, t := range []struct {
+		table, columns string
+		rows           int
+		cols           []any
+	}{
+		{"assignment_attributes", "test_id, variant_id, user_id, attribute_keys, attribute_values, event_id, event_time, stream_seq",
+			len(a.testID), []any{a.testID, a.variantID, a.userID, a.keys, a.values, a.eventID, a.eventTime, a.streamSeq}},
+		{"result_covariates", "test_id, variant_id, user_id, metric, covariate, event_id, event_time, stream_seq",
+			len(c.testID), []any{c.testID, c.variantID, c.userID, c.metric, c.covariate, c.eventID, c.eventTime, c.streamSeq}},
+		{"assignments", "test_id, variant_id, user_id, event_id, event_time, stream_seq",
+			len(as.testID), []any{as.testID, as.variantID, as.userID, as.eventID, as.eventTime, as.streamSeq}},
+		{"results", "test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq",
+			len(r.testID), []any{r.testID, r.variantID, r.userID, r.metric, r.value, r.eventID, r.eventTime, r.streamSeq}},
+	} {
+		if t.rows == 0 {
+			continue
 		}
-		w.metrics.rows.WithLabelValues("assignment_attributes").Add(float64(len(c.testID)))
-	}
-	if c := &b.covariates; len(c.testID) > 0 {
-		err := w.insert(ctx,
-			"INSERT INTO result_covariates (test_id, variant_id, user_id, metric, covariate, event_id, event_time, stream_seq)",
-			c.testID, c.variantID, c.userID, c.metric, c.covariate, c.eventID, c.eventTime, c.streamSeq)
-		if err != nil {
-			return fmt.Errorf("inserting %d result covariates: %w", len(c.testID), err)
+		if err := w.insert(ctx, "INSERT INTO "+t.table+" ("+t.columns+")", t.cols...); err != nil {
+			return fmt.Errorf("inserting %d rows into %s: %w", t.rows, t.table, err)
 		}
-		w.metrics.rows.WithLabelValues("result_covariates").Add(float64(len(c.testID)))
-	}
-	if c := &b.assignments; len(c.testID) > 0 {
-		err := w.insert(ctx,
-			"INSERT INTO assignments (test_id, variant_id, user_id, event_id, event_time, stream_seq)",
-			c.testID, c.variantID, c.userID, c.eventID, c.eventTime, c.streamSeq)
-		if err != nil {
-			return fmt.Errorf("inserting %d assignments: %w", len(c.testID), err)
-		}
-		w.metrics.rows.WithLabelValues("assignments").Add(float64(len(c.testID)))
-	}
-	if c := &b.results; len(c.testID) > 0 {
-		err := w.insert(ctx,
-			"INSERT INTO results (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq)",
-			c.testID, c.variantID, c.userID, c.metric, c.value, c.eventID, c.eventTime, c.streamSeq)
-		if err != nil {
-			return fmt.Errorf("inserting %d results: %w", len(c.testID), err)
-		}
-		w.metrics.rows.WithLabelValues("results").Add(float64(len(c.testID)))
+		w.metrics.rows.WithLabelValues(t.table).Add(float64(t.rows))
 	}
 	w.metrics.insertDuration.Observe(time.Since(start).Seconds())
 	return nil

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -293,9 +292,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			TrustedProxies:  cfg.TrustedProxies,
 			RateLimit:       cfg.RateLimit,
 		}, api.Deps{
-			Limiter:   limiterOrNil(limiter),
-			IPLimiter: limiterOrNil(ipLimiter),
-			Validator: validatorOrNil(validator),
+			Limiter:   limiter,
+			IPLimiter: ipLimiter,
+			Validator: validator,
 			Keys:      keys,
 			Registry:  store,
 			Publisher: bus.JS,
@@ -364,29 +363,4 @@ func newLimiter(ctx context.Context, cfg *config, bus *eventbus.Bus, reg prometh
 			stat(func(s ratelimit.Stats) float64 { return float64(s.Fallbacks) })),
 	)
 	return l, nil
-}
-
-// validatorOrNil keeps a nil *validate.Validator from becoming a non-nil
-// interface value.
-func validatorOrNil(v *validate.Validator) interface {
-	Sanitize([]byte) ([]byte, error)
-	Query(url.Values) error
-	Params([]string, []string) error
-} {
-	if v == nil {
-		return nil
-	}
-	return v
-}
-
-// limiterOrNil keeps a nil *ratelimit.Limiter from becoming a non-nil
-// interface value.
-func limiterOrNil(l *ratelimit.Limiter) interface {
-	Plan(...ratelimit.Policy) (*ratelimit.Plan, error)
-	Allow(context.Context, *ratelimit.Plan, string, float64) ratelimit.Decision
-} {
-	if l == nil {
-		return nil
-	}
-	return l
 }

@@ -33,6 +33,9 @@ type WindowState struct {
 	// Reset is when the window is fully refilled (Remaining == Limit if the
 	// client sends nothing until then); at or before now when it is full.
 	Reset time.Time
+	// ResetAfter is Reset minus the decision's time on the limiter's clock
+	// (0 when the window is full).
+	ResetAfter time.Duration
 	// RetryAfter is how long until this window admits one request: 0 if it
 	// admits one now.
 	RetryAfter time.Duration
@@ -53,6 +56,7 @@ func (d *Decision) setWindow(i int, s *planSlot, g gcra, tat, now, extra int64) 
 	w.Period = time.Duration(s.period)
 	w.Remaining = int(min(g.avail(tat, now)+extra, g.limit))
 	w.Reset = time.Unix(0, max(tat, now))
+	w.ResetAfter = time.Duration(max(tat-now, 0))
 	w.RetryAfter = 0
 	if w.Remaining == 0 {
 		w.RetryAfter = time.Duration(g.admitAt(tat) - now)
