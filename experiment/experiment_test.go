@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -250,5 +251,34 @@ func BenchmarkAssign(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Assign(x, "user-1234567890")
+	}
+}
+
+// TestValidIDMatchesPattern checks ValidID's byte scan against idPattern,
+// which error messages quote, on every one- and two-byte string and on
+// random longer ones.
+func TestValidIDMatchesPattern(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		want := len(s) > 0 && len(s) <= MaxIDLength && idPattern.MatchString(s)
+		if got := ValidID(s); got != want {
+			t.Fatalf("ValidID(%q) = %v, idPattern says %v", s, got, want)
+		}
+	}
+	check("")
+	for a := range 256 {
+		check(string([]byte{byte(a)}))
+		for b := range 256 {
+			check(string([]byte{byte(a), byte(b)}))
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const alphabet = "aZ09_.:@=+- /\\\"'\x00\xff\u00e9"
+	for range 100_000 {
+		b := make([]byte, 1+rng.IntN(MaxIDLength+3))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		check(string(b))
 	}
 }
