@@ -302,6 +302,25 @@ func TestList(t *testing.T) {
 	}
 }
 
+// streamEvents returns the JSON of every event of one kind in the stream
+// (eventv1.SubjectAssignment or SubjectResult), whether published alone or
+// as a line of a batch message.
+func streamEvents(t *testing.T, js jetstream.JetStream, single string) [][]byte {
+	t.Helper()
+	batch := eventv1.SubjectResultBatch
+	if single == eventv1.SubjectAssignment {
+		batch = eventv1.SubjectAssignmentBatch
+	}
+	var out [][]byte
+	for _, m := range streamMessages(t, js, single) {
+		out = append(out, m.Data())
+	}
+	for _, m := range streamMessages(t, js, batch) {
+		out = append(out, bytes.Split(m.Data(), []byte("\n"))...)
+	}
+	return out
+}
+
 // streamMessages reads every message of the event stream.
 func streamMessages(t *testing.T, js jetstream.JetStream, subject string) []jetstream.Msg {
 	t.Helper()

@@ -183,9 +183,9 @@ func TestAttributesAndCovariates(t *testing.T) {
 	}
 
 	attrs := map[string]map[string]string{}
-	for _, m := range streamMessages(t, h.bus.JS, eventv1.SubjectAssignment) {
+	for _, data := range streamEvents(t, h.bus.JS, eventv1.SubjectAssignment) {
 		var a eventv1.Assignment
-		if err := json.Unmarshal(m.Data(), &a); err != nil {
+		if err := json.Unmarshal(data, &a); err != nil {
 			t.Fatal(err)
 		}
 		attrs[a.UserID] = a.Attributes
@@ -195,13 +195,13 @@ func TestAttributesAndCovariates(t *testing.T) {
 		t.Errorf("published attributes (-want +got):\n%s", d)
 	}
 	covs := map[string]map[string]float64{}
-	for _, m := range streamMessages(t, h.bus.JS, eventv1.SubjectResult) {
+	for _, data := range streamEvents(t, h.bus.JS, eventv1.SubjectResult) {
 		var res eventv1.Result
-		if err := json.Unmarshal(m.Data(), &res); err != nil {
+		if err := json.Unmarshal(data, &res); err != nil {
 			t.Fatal(err)
 		}
 		if err := res.Validate(); err != nil {
-			t.Errorf("published result %s: %v", m.Data(), err)
+			t.Errorf("published result %s: %v", data, err)
 		}
 		covs[res.UserID] = res.Covariates
 	}

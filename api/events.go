@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -161,7 +160,7 @@ func statusConflict(t *experiment.Test, why string) error {
 // acknowledge it. The event id is the message id, so JetStream drops a
 // retried duplicate (ack.Duplicate). Failure is a 503: the caller may retry.
 func (s *Server) publish(ctx context.Context, subject, testID, eventID string, v any) (*jetstream.PubAck, error) {
-	data, err := json.Marshal(v)
+	data, err := encodeEvent(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s event: %w", subject, err)
 	}

@@ -22,7 +22,10 @@ import (
 
 // Config tunes the consumer.
 type Config struct {
-	// BatchSize is the most messages one insert takes.
+	// BatchSize is the most messages one insert takes, and it sizes the
+	// bytes fetched at once (fetchBytes): a batch message holds up to
+	// eventv1.MaxBatchEvents events, so the byte bound is what keeps an
+	// insert near BatchSize events.
 	BatchSize int
 	// FlushInterval is the longest a fetched message waits for its batch to fill.
 	FlushInterval time.Duration
@@ -134,7 +137,7 @@ func (c *Consumer) consumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending:   c.cfg.MaxAckPending,
 		MaxDeliver:      -1,
 		DeliverPolicy:   jetstream.DeliverAllPolicy,
-		FilterSubjects:  []string{eventv1.SubjectAssignment, eventv1.SubjectResult},
+		FilterSubjects:  eventv1.Subjects(),
 		MaxRequestBatch: c.cfg.BatchSize,
 	}
 }
@@ -182,12 +185,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
+// fetchBytes bounds the bytes of one fetch: about bytesPerEvent per event
+// of a full batch, and never less than two batch messages (JetStream does
+// not deliver a message larger than a fetch's byte budget).
+func fetchBytes(batchSize int) int {
+	const bytesPerEvent = 400
+	return max(batchSize*bytesPerEvent, 2*eventv1.MaxBatchBytes+64<<10)
+}
+
 // work is one fetch-insert-ack loop. It exits when ctx is done, after
 // processing the batch in hand.
 func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.Logger) {
 	failures := 0
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(c.cfg.FlushInterval))
+		batch, err := cons.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(c.cfg.FlushInterval), jetstream.FetchMaxBytes(fetchBytes(c.cfg.BatchSize)))
 		if err != nil {
 			failures++
 			log.Warn("fetching events", "err", err)
@@ -220,10 +231,11 @@ func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.
 }
 
 // process decodes, inserts and acks one fetched batch. Poison messages go
-// to the dead-letter stream and are terminated. A redelivered message whose
-// event ClickHouse already holds is acknowledged without a second insert. On
-// a transient failure it naks the messages in hand with delay and returns
-// the error.
+// to the dead-letter stream and are terminated; the invalid lines of a batch
+// message go there one by one, and its valid lines are stored. A
+// redelivered event that ClickHouse already holds is acknowledged without a
+// second insert. On a transient failure it naks the messages in hand with
+// delay and returns the error.
 //
 // ctx bounds the whole batch (InsertTimeout). When an insert fails in a way
 // that leaves its fate unknown (a timeout or a connection lost after the
@@ -231,81 +243,95 @@ func (c *Consumer) work(ctx context.Context, cons jetstream.Consumer, log *slog.
 // the redelivery's lookup runs only after the server has finished with the
 // first attempt.
 func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time.Duration, log *slog.Logger) error {
+	// pending is one message in hand and its valid events.
 	type pending struct {
-		msg jetstream.Msg
-		ev  event
-		seq uint64
+		msg     jetstream.Msg
+		seq     uint64
+		events  []event
+		suspect bool
 	}
-	var fresh, redelivered []pending
-	for _, m := range msgs {
-		ev, err := decode(m.Subject(), m.Data())
+	var held []pending
+	nak := func(m jetstream.Msg, d time.Duration) {
+		if err := m.NakWithDelay(d); err != nil {
+			log.Debug("naking message", "err", err)
+		}
+	}
+	for i, m := range msgs {
+		evs, poison, err := decodeMessage(m.Subject(), m.Data())
 		if err != nil {
 			c.deadLetter(ctx, m, err, delay, log)
 			continue
 		}
-		p := pending{msg: m, ev: ev}
-		suspect := true
+		if len(poison) > 0 && !c.deadLetterLines(ctx, m, poison, log) {
+			nak(m, delay) // the whole message comes back; nothing of it is lost
+			continue
+		}
+		if len(evs) == 0 {
+			if err := m.Term(); err != nil {
+				log.Debug("terminating message", "err", err)
+			}
+			continue
+		}
+		p := pending{msg: m, events: evs, suspect: true}
 		if md, err := m.Metadata(); err == nil {
 			p.seq = md.Sequence.Stream
-			suspect = md.NumDelivered > 1
-			if !suspect {
+			p.suspect = md.NumDelivered > 1
+			if !p.suspect {
 				below, err := c.maybeStored(ctx, p.seq)
 				if err != nil {
-					for _, m := range msgs {
-						_ = m.NakWithDelay(delay)
+					for _, m := range msgs[i:] {
+						nak(m, delay)
+					}
+					for _, p := range held {
+						nak(p.msg, delay)
 					}
 					c.metrics.failures.WithLabelValues("insert").Inc()
 					return err
 				}
-				suspect = below
+				p.suspect = below
 			}
 		}
-		if suspect {
-			redelivered = append(redelivered, p)
-			continue
-		}
-		fresh = append(fresh, p)
+		held = append(held, p)
 	}
-	nakAll := func(cause error, ps ...[]pending) {
+	nakAll := func(cause error) {
 		d := delay
 		if uncertain(cause) {
 			d = max(d, c.cfg.AckWait)
 		}
-		for _, list := range ps {
-			for _, p := range list {
-				if err := p.msg.NakWithDelay(d); err != nil {
-					log.Debug("naking message", "err", err)
-				}
-			}
+		for _, p := range held {
+			nak(p.msg, d)
 		}
 	}
-	var skip []pending
-	if len(redelivered) > 0 {
-		evs := make([]event, len(redelivered))
-		for i, p := range redelivered {
-			evs[i] = p.ev
+	var suspects []event
+	for _, p := range held {
+		if p.suspect {
+			suspects = append(suspects, p.events...)
 		}
-		stored, err := c.writer.stored(ctx, evs)
-		if err != nil {
+	}
+	var stored map[string]bool
+	if len(suspects) > 0 {
+		var err error
+		if stored, err = c.writer.stored(ctx, suspects); err != nil {
 			c.metrics.failures.WithLabelValues("insert").Inc()
-			nakAll(nil, fresh, redelivered)
+			nakAll(nil)
 			return err
-		}
-		for _, p := range redelivered {
-			if stored[p.ev.key()] {
-				skip = append(skip, p)
-			} else {
-				fresh = append(fresh, p)
-			}
 		}
 	}
 	var b Batch
 	var top uint64
-	for _, p := range fresh {
-		b.append(p.ev, p.seq)
-		top = max(top, p.seq)
+	inserted, skipped := 0, 0
+	for _, p := range held {
+		for _, ev := range p.events {
+			if p.suspect && stored[ev.key()] {
+				skipped++
+				continue
+			}
+			b.append(ev, p.seq)
+			inserted++
+			top = max(top, p.seq)
+		}
 	}
-	if len(fresh) > 0 {
+	if inserted > 0 {
 		err := c.reserve(ctx, top)
 		if err == nil {
 			if err = c.writer.Write(ctx, &b); err != nil {
@@ -314,23 +340,21 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		}
 		if err != nil {
 			c.metrics.failures.WithLabelValues("insert").Inc()
-			nakAll(err, fresh, skip)
+			nakAll(err)
 			return err
 		}
 	}
-	for _, list := range [][]pending{fresh, skip} {
-		for _, p := range list {
-			if err := p.msg.Ack(); err != nil {
-				log.Debug("acking message", "err", err)
-			}
+	for _, p := range held {
+		if err := p.msg.Ack(); err != nil {
+			log.Debug("acking message", "err", err)
 		}
 	}
-	if len(skip) > 0 {
-		c.metrics.duplicates.Add(float64(len(skip)))
-		log.Info("skipped redelivered events already in ClickHouse", "batch_rows", len(skip))
+	if skipped > 0 {
+		c.metrics.duplicates.Add(float64(skipped))
+		log.Info("skipped redelivered events already in ClickHouse", "events", skipped)
 	}
-	c.metrics.events.Add(float64(len(fresh)))
-	c.metrics.batchSize.Observe(float64(len(fresh)))
+	c.metrics.events.Add(float64(inserted))
+	c.metrics.batchSize.Observe(float64(inserted))
 	return nil
 }
 
@@ -426,6 +450,37 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error
 	if err := m.Term(); err != nil {
 		log.Debug("terminating message", "err", err)
 	}
+}
+
+// deadLetterLines copies the invalid lines of a batch message, each with
+// its reason and line number, to the dead-letter stream. It reports whether
+// all of them were stored; if not, the caller naks the whole message, and
+// the copies made are not repeated on redelivery (their message ids are
+// the stream sequence and the line).
+func (c *Consumer) deadLetterLines(ctx context.Context, m jetstream.Msg, poison []poisonLine, log *slog.Logger) bool {
+	seq := ""
+	if md, err := m.Metadata(); err == nil {
+		seq = strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	for _, p := range poison {
+		dl := nats.NewMsg(eventv1.SubjectDeadLetter)
+		dl.Data = p.data
+		dl.Header.Set(eventv1.HeaderDeadLetterReason, truncate(p.err.Error(), 1024))
+		dl.Header.Set(eventv1.HeaderOriginalSubject, m.Subject())
+		dl.Header.Set(eventv1.HeaderOriginalLine, strconv.Itoa(p.line))
+		var opts []jetstream.PublishOpt
+		if seq != "" {
+			dl.Header.Set(eventv1.HeaderOriginalStreamSeq, seq)
+			opts = append(opts, jetstream.WithMsgID("dl-"+seq+"-"+strconv.Itoa(p.line)))
+		}
+		if _, err := c.js.PublishMsg(ctx, dl, opts...); err != nil {
+			log.Error("storing a poison event in the dead-letter stream; will retry", "subject", m.Subject(), "err", err)
+			return false
+		}
+		c.metrics.failures.WithLabelValues("invalid").Inc()
+		log.Warn("poison event moved to the dead-letter stream", "subject", m.Subject(), "line", p.line, "err", p.err)
+	}
+	return true
 }
 
 func truncate(s string, n int) string {

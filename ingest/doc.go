@@ -2,9 +2,17 @@
 //
 // Workers share one durable pull consumer (eventv1.ConsumerIngest) of the
 // AB_EVENTS stream, in this process and across processes. Each worker
-// fetches up to BatchSize messages, waiting at most FlushInterval, decodes
-// them, inserts one ClickHouse batch per table, and acknowledges the messages
-// only after ClickHouse has accepted the insert.
+// fetches up to BatchSize messages (and about BatchSize events' worth of
+// bytes), waiting at most FlushInterval, decodes them, inserts one
+// ClickHouse batch per table, and acknowledges the messages only after
+// ClickHouse has accepted the insert.
+//
+// A message holds one event (ab.assignment.v1, ab.result.v1: the single
+// endpoints) or up to eventv1.MaxBatchEvents of them, one JSON event per
+// line (ab.assignment.batch.v1, ab.result.batch.v1: POST /events).
+// JetStream's cost is per message, so batch messages are what let ingestion
+// run at ClickHouse's pace rather than NATS's. All events of a message are
+// inserted in the same batch and acknowledged by its one ack.
 //
 // Ack rules:
 //   - decoded and inserted: Ack.
@@ -12,7 +20,11 @@
 //     reason to the AB_DEADLETTER stream, counted in
 //     abacus_ingest_failures_total{reason="invalid"}, then Term; it never
 //     blocks the stream. If the copy cannot be stored the message is naked
-//     instead, so a poison event is never dropped without a trace.
+//     instead, so a poison event is never dropped without a trace. In a
+//     batch message each invalid line is dead-lettered alone (with its line
+//     number in a header, and a message id made of the stream sequence and
+//     the line, so a redelivery does not copy it twice) and the valid lines
+//     are stored.
 //   - ClickHouse error (transient): NakWithDelay with a growing backoff, so
 //     JetStream redelivers the whole batch when ClickHouse is back.
 //
@@ -21,10 +33,14 @@
 // An event acknowledged to a client is counted once, by three mechanisms,
 // one per place where a copy can appear:
 //
-//  1. Client retries. The API publishes every event with its event_id as the
-//     JetStream message id; a retry inside the stream's duplicate window
-//     (NATS_DUPLICATE_WINDOW, two minutes by default) is dropped by
-//     JetStream and reported as a duplicate.
+//  1. Client retries. The API publishes every event of the single
+//     endpoints with its event_id as the JetStream message id, and every
+//     batch message with a digest of its events' ids; a retry inside the
+//     stream's duplicate window (NATS_DUPLICATE_WINDOW, two minutes by
+//     default) that sends the same event, or the same batch, is dropped by
+//     JetStream and reported as a duplicate. A retry that regroups events
+//     (some of a batch again, or in another batch) is stored again and
+//     falls under point 3.
 //  2. Redelivery. JetStream redelivers a message whose ack did not arrive
 //     within AckWait: its process died after the insert, or the ack was lost.
 //     Such a message carries NumDelivered > 1 -- unless the NATS server died
@@ -35,9 +51,9 @@
 //     no mark), and at start it reads the highest one recorded: a message
 //     is suspect when it was
 //     redelivered or its sequence is at or below that mark. Before inserting
-//     suspect messages, ingest asks ClickHouse which of their (test_id,
-//     event_id) pairs are stored and acknowledges those without inserting
-//     them again.
+//     suspect messages, ingest asks ClickHouse which of their events'
+//     (test_id, event_id) pairs are stored and inserts only the others; the
+//     check is per event, so it holds for batch messages as for single ones.
 //     The lookup is sound because a redelivery happens only after AckWait,
 //     and every insert is bounded by InsertTimeout < AckWait: by then the
 //     earlier insert has either committed (and is visible) or failed. A
@@ -45,8 +61,9 @@
 //     in one block (one batch, one partition), so an event is never half
 //     stored. The lookup reads only the sort-key prefix test_id and happens
 //     only for redeliveries (crashes, outages), never on the hot path.
-//  3. Everything else (a client retry after the duplicate window, a
-//     redelivery racing an insert slower than AckWait): the analyzer counts
+//  3. Everything else (a client retry after the duplicate window or in
+//     another grouping, a redelivery racing an insert slower than AckWait):
+//     the analyzer counts
 //     each event_id once when it aggregates (GROUP BY event_id before any
 //     per-user step), so a stored duplicate cannot change a result.
 //

@@ -1,14 +1,16 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/abacus-ab/abacus/schemas/eventv1"
@@ -57,8 +59,10 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// Add decodes one message into the batch. Its error is permanent: the
-// message is malformed or of an unknown subject.
+// Add decodes one message into the batch: one event, or every valid line
+// of a batch message. Its error is permanent: the message, or some of its
+// lines, are malformed or of an unknown subject; the valid lines are added
+// all the same.
 func (b *Batch) Add(m jetstream.Msg) error {
 	var seq uint64
 	if md, err := m.Metadata(); err == nil {
@@ -68,15 +72,20 @@ func (b *Batch) Add(m jetstream.Msg) error {
 }
 
 func (b *Batch) add(subject string, data []byte, seq uint64) error {
-	ev, err := decode(subject, data)
+	evs, poison, err := decodeMessage(subject, data)
 	if err != nil {
 		return err
 	}
-	b.append(ev, seq)
+	for _, ev := range evs {
+		b.append(ev, seq)
+	}
+	if len(poison) > 0 {
+		return poison[0].err
+	}
 	return nil
 }
 
-// event is one decoded message: an assignment or a result.
+// event is one decoded event: an assignment or a result.
 type event struct {
 	assignment *eventv1.Assignment
 	result     *eventv1.Result
@@ -90,8 +99,71 @@ func (e event) key() string {
 	return "r\x00" + e.result.TestID + "\x00" + e.result.EventID
 }
 
-// decode parses and validates one message. Its error is permanent.
-func decode(subject string, data []byte) (event, error) {
+// poisonLine is an invalid line of a batch message.
+type poisonLine struct {
+	line int
+	data []byte
+	err  error
+}
+
+// decodeMessage parses one message: a single event, or a batch message's
+// lines. A message that cannot be read at all (unknown subject, invalid
+// single event, batch without events) returns a permanent error; a batch
+// message returns its valid events and its invalid lines apart, so that
+// one bad line never holds back the others.
+func decodeMessage(subject string, data []byte) ([]event, []poisonLine, error) {
+	var single string
+	switch subject {
+	case eventv1.SubjectAssignment, eventv1.SubjectResult:
+		ev, err := decode(subject, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []event{ev}, nil, nil
+	case eventv1.SubjectAssignmentBatch:
+		single = eventv1.SubjectAssignment
+	case eventv1.SubjectResultBatch:
+		single = eventv1.SubjectResult
+	default:
+		return nil, nil, &permanentError{fmt.Errorf("unknown subject %q", subject)}
+	}
+	evs := make([]event, 0, bytes.Count(data, []byte{'\n'})+1)
+	var poison []poisonLine
+	for i := 0; len(data) > 0; i++ {
+		line := data
+		if j := bytes.IndexByte(data, '\n'); j >= 0 {
+			line, data = data[:j], data[j+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		ev, err := decode(single, line)
+		if err != nil {
+			poison = append(poison, poisonLine{line: i, data: line, err: fmt.Errorf("line %d: %w", i, err)})
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 && len(poison) == 0 {
+		return nil, nil, &permanentError{errors.New("batch message holds no events")}
+	}
+	return evs, poison, nil
+}
+
+// decode parses and validates one event. Its error is permanent.
+//
+// It parses with github.com/goccy/go-json, a drop-in for encoding/json that
+// takes a quarter of its time on these events (BenchmarkDecode), the
+// largest cost of ingest. A panic inside the parser on a malformed message
+// becomes a permanent error, so a poison message can never stop ingest.
+func decode(subject string, data []byte) (ev event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ev, err = event{}, &permanentError{fmt.Errorf("decoding %s: parser panic: %v", subject, r)}
+		}
+	}()
 	switch subject {
 	case eventv1.SubjectAssignment:
 		var a eventv1.Assignment

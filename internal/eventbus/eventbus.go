@@ -172,7 +172,7 @@ func (b *Bus) Provision(ctx context.Context) error {
 	_, err := b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        eventv1.Stream,
 		Description: "Abacus assignment and result events, until ingest stores them in ClickHouse",
-		Subjects:    []string{eventv1.SubjectAssignment, eventv1.SubjectResult},
+		Subjects:    eventv1.Subjects(),
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      b.cfg.StreamMaxAge,

@@ -24,6 +24,15 @@ const (
 	SubjectAssignment = "ab.assignment.v1"
 	// SubjectResult carries Result events (metric values observed for a user).
 	SubjectResult = "ab.result.v1"
+	// SubjectAssignmentBatch and SubjectResultBatch carry many events in
+	// one message: newline-delimited JSON, one Assignment (Result) per
+	// line, at most MaxBatchEvents lines and MaxBatchBytes bytes. The API
+	// publishes its batch endpoint's events this way, because JetStream's
+	// cost is per message; one message is acknowledged (and deduplicated
+	// by its message id) as a whole. Ingest stores each valid line and
+	// dead-letters each invalid one on its own.
+	SubjectAssignmentBatch = "ab.assignment.batch.v1"
+	SubjectResultBatch     = "ab.result.batch.v1"
 	// SubjectAll matches every event subject of the stream.
 	SubjectAll = "ab.>"
 	// ConsumerIngest is the durable pull consumer that stores events in ClickHouse.
@@ -38,7 +47,15 @@ const (
 	HeaderDeadLetterReason  = "Abacus-Deadletter-Reason"
 	HeaderOriginalSubject   = "Abacus-Original-Subject"
 	HeaderOriginalStreamSeq = "Abacus-Original-Stream-Seq"
+	// HeaderOriginalLine is the 0-based line of a dead-lettered event in
+	// its batch message (batch subjects only).
+	HeaderOriginalLine = "Abacus-Original-Line"
 )
+
+// Subjects returns every subject of Stream.
+func Subjects() []string {
+	return []string{SubjectAssignment, SubjectResult, SubjectAssignmentBatch, SubjectResultBatch}
+}
 
 // Assignment records that a user was assigned (and exposed) to a variant.
 type Assignment struct {
@@ -73,6 +90,12 @@ const (
 	MaxMetrics      = 100
 	MaxMetricBytes  = 128
 	MaxEventIDBytes = 64
+
+	// A batch message holds at most MaxBatchEvents events and
+	// MaxBatchBytes bytes (NATS refuses messages over its max_payload, 1 MiB
+	// by default).
+	MaxBatchEvents = 1000
+	MaxBatchBytes  = 512 << 10
 
 	MaxAttributes          = 20
 	MaxAttributeKeyBytes   = 64
