@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -134,4 +135,69 @@ func BenchmarkTimerCycle100(b *testing.B) {
 		r.now = func() time.Time { return at }
 		r.runAll(b.Context())
 	}
+}
+
+// BenchmarkAnalyze10M is the issue's size: one test with 10 million result
+// rows from 1 million users (one continuous metric, two variants), loaded
+// and turned into a report. The rows arrived an hour ago and were folded
+// as they came (the first, cold fold is timed apart and logged), as the
+// periodic analyzer keeps them. Loading 10M rows takes a minute, so it runs
+// only with ABACUS_BENCH_BIG=1:
+//
+//	ABACUS_BENCH_BIG=1 go test -run '^$' -bench Analyze10M -benchtime 5x -count 3 ./analysis/
+func BenchmarkAnalyze10M(b *testing.B) {
+	if os.Getenv("ABACUS_BENCH_BIG") != "1" {
+		b.Skip("set ABACUS_BENCH_BIG=1: loads 10M rows into ClickHouse")
+	}
+	conn, _ := chdbtest.Conn(b)
+	ctx := b.Context()
+	const rows, users = 10_000_000, 1_000_000
+	def := &experiment.Test{
+		ID: "big", Name: "big", Type: experiment.TypeWorkflow, ControlVariantID: "a", PrimaryMetric: "revenue",
+		Variants: []experiment.Variant{{ID: "a", TrafficPercentage: 50}, {ID: "b", TrafficPercentage: 50}},
+	}
+	def.SetDefaults()
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO assignments (test_id, variant_id, user_id, event_id, event_time, stream_seq, ingested_at)
+			SELECT 'big', if(number %% 2 = 0, 'a', 'b'), concat('user-', toString(number)), concat('as-', toString(number)),
+			       now() - 3600, number, now() - 3600
+			FROM system.numbers LIMIT %d`, users),
+		fmt.Sprintf(`INSERT INTO results (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq, ingested_at)
+			SELECT 'big', if(u %% 2 = 0, 'a', 'b'), concat('user-', toString(u)), 'revenue', (rand() %% 10000) / 100 + if(u %% 2 = 0, 0, 0.05),
+			       concat('ev-', toString(number)), now() - 3600, number, now() - 3600
+			FROM (SELECT number, intHash64(number) %% %d AS u FROM system.numbers LIMIT %d)`, users, rows),
+	} {
+		if err := conn.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if _, err := load(ctx, conn, def); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("cold fold and first load of %d rows: %v", rows, time.Since(start).Round(time.Millisecond))
+	for b.Loop() {
+		d, err := load(ctx, conn, def)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s := d.Metrics["revenue"]["a"]; s.N < users/2-5000 {
+			b.Fatalf("variant a has %d users, want about %d", s.N, users/2)
+		}
+		BuildReport(def, d, time.Now())
+	}
+	b.StopTimer()
+	// Data keeps coming: 100k new rows (about 95k users touched) make the
+	// next load recompute those users.
+	if err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO results (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq)
+		SELECT 'big', if(u %% 2 = 0, 'a', 'b'), concat('user-', toString(u)), 'revenue', (rand() %% 10000) / 100,
+		       concat('new-', toString(number)), now(), number
+		FROM (SELECT number, intHash64(number + %d) %% %d AS u FROM system.numbers LIMIT 100000)`, rows, users)); err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	if _, err := load(ctx, conn, def); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("load after 100k new rows (incremental fold): %v", time.Since(start).Round(time.Millisecond))
 }
