@@ -213,3 +213,23 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+func TestConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"defaults", Config{}, true},
+		{"insert timeout at the bound", Config{InsertTimeout: MaxInsertTimeout, AckWait: 2 * MaxInsertTimeout}, true},
+		{"insert timeout past the fold margin", Config{InsertTimeout: 3 * time.Minute, AckWait: 5 * time.Minute}, false},
+		{"ack wait shorter than an insert", Config{InsertTimeout: 20 * time.Second, AckWait: 10 * time.Second}, false},
+		{"batch too large", Config{BatchSize: 100_001}, false},
+	} {
+		cfg := tt.cfg
+		cfg.setDefaults()
+		if err := cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok %v", tt.name, err, tt.ok)
+		}
+	}
+}

@@ -48,6 +48,12 @@ type Config struct {
 	LagInterval time.Duration
 }
 
+// MaxInsertTimeout bounds InsertTimeout. The analyzer folds result rows
+// into per-user aggregates by the time ClickHouse stamped them (ingested_at,
+// when the insert began) with a margin of two minutes for inserts still in
+// flight (analysis/fold.go); an insert must end well within it.
+const MaxInsertTimeout = time.Minute
+
 func (c *Config) setDefaults() {
 	if c.BatchSize == 0 {
 		c.BatchSize = 5000
@@ -84,6 +90,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ingest flush interval %v: want at least 1ms", c.FlushInterval)
 	case c.Workers < 1 || c.Workers > 64:
 		return fmt.Errorf("ingest workers %d: want 1 to 64", c.Workers)
+	case c.InsertTimeout < time.Second || c.InsertTimeout > MaxInsertTimeout:
+		return fmt.Errorf("ingest insert timeout %v: want 1s to %v", c.InsertTimeout, MaxInsertTimeout)
 	case c.AckWait < c.InsertTimeout+c.FlushInterval+time.Second:
 		return fmt.Errorf("ingest ack wait %v: want at least the insert timeout %v plus the flush interval %v plus 1s",
 			c.AckWait, c.InsertTimeout, c.FlushInterval)

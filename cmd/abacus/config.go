@@ -145,7 +145,7 @@ var envDoc = [][3]string{
 	{"CACHE_GENERAL_MAX_MB", "16", "memory of the general layer"},
 	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles (debugging; keep it on loopback); empty: off"},
 	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
-	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch"},
+	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch (1s to 1m: the analyzer allows two minutes for inserts in flight)"},
 	{"ANALYSIS_INTERVAL", "60s", "how often the analyzer recomputes running tests"},
 }
 
