@@ -149,3 +149,17 @@ func BenchmarkJSONLongStrings(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSanitizeBatchEvent is the validation of one element of a POST
+// /events batch, as the batch endpoint runs it for every event.
+func BenchmarkSanitizeBatchEvent(b *testing.B) {
+	v := newValidator(b, DefaultConfig())
+	body := []byte(`{"type":"result","test_id":"8603be98-9e63-4ac7-b672-b62be2a9799d","user_id":"user-123456","variant_id":"treatment","metrics":{"conversion":1,"revenue":10.53125}}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Sanitize(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

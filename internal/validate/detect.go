@@ -166,7 +166,7 @@ func (v *Validator) detect(s string) string {
 // "_-.:@," (identifiers, slugs, numbers, timestamps, emails) cannot hold any
 // of the three attacks: each needs a space, quote, bracket, operator, or an
 // encoding of one.
-func mayInject(s string) bool {
+func mayInject[S string | []byte](s S) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if isAlnum(c) || c == '_' || c == '-' || c == '.' || c == ':' || c == '@' || c == ',' {

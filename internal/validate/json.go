@@ -1,6 +1,8 @@
 package validate
 
 import (
+	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -34,20 +36,47 @@ type frame struct {
 	n      int  // members or items so far
 }
 
+// pathSeg is a segment of the walker's path. It holds where the key is in
+// the body rather than the key itself: keys are decoded again only to name a
+// violation, so reading one allocates nothing.
+type pathSeg struct {
+	keyAt int // offset of the key's opening quote, or -1 for no key
+	index int // -1 for a key
+}
+
 type walker struct {
 	v        *Validator
 	data     []byte
 	pos      int
 	frames   []frame
-	segs     []segment // path of the value being read
+	path     []pathSeg // path of the value being read
 	elements int
-	buf      []byte   // decoded string
+	str      []byte   // decoded string: a slice of data or of buf
+	buf      []byte   // decoded string with escapes
 	cut      [][2]int // byte ranges of \u0000 escapes to remove
 	nulls    []int    // their start offsets in the string being decoded
+
+	// With v.stepping, states holds the pattern states (see step) of each
+	// open container's own path, len(v.start) per frame, and cur those of
+	// the value being read.
+	states []uint64
+	cur    []uint64
+	lower  []byte // the current key, lower-cased
 }
 
+// walkers recycles walkers and their buffers: a batch endpoint validates
+// many small bodies, for which the allocations would cost more than the scan.
+var walkers = sync.Pool{New: func() any { return new(walker) }}
+
+// maxPooled bounds the memory, in bytes, of the buffers a pooled walker
+// keeps, so that one huge body does not pin its memory.
+const maxPooled = 64 << 10
+
 func (v *Validator) walk(body []byte, sanitize bool) ([]byte, error) {
-	w := &walker{v: v, data: body}
+	w := walkers.Get().(*walker)
+	defer w.release()
+	w.v, w.data = v, body
+	w.cur = append(w.cur[:0], v.start...)
 	if err := w.document(); err != nil {
 		return nil, err
 	}
@@ -63,7 +92,117 @@ func (v *Validator) walk(body []byte, sanitize bool) ([]byte, error) {
 	return append(out, body[prev:]...), nil
 }
 
-func (w *walker) field() string { return renderPath(w.segs) }
+// release resets w and returns it to the pool.
+func (w *walker) release() {
+	size := cap(w.buf) + cap(w.lower) + 16*(cap(w.cut)+cap(w.frames)+cap(w.path)) +
+		8*(cap(w.nulls)+cap(w.states)+cap(w.cur))
+	if size > maxPooled {
+		return
+	}
+	*w = walker{
+		frames: w.frames[:0],
+		path:   w.path[:0],
+		buf:    w.buf[:0],
+		cut:    w.cut[:0],
+		nulls:  w.nulls[:0],
+		states: w.states[:0],
+		cur:    w.cur[:0],
+		lower:  w.lower[:0],
+	}
+	walkers.Put(w)
+}
+
+func (w *walker) field() string { return renderPath(w.segments(w.path)) }
+
+// segments returns path with its keys decoded.
+func (w *walker) segments(path []pathSeg) []segment {
+	segs := make([]segment, len(path))
+	for i, ps := range path {
+		segs[i].index = ps.index
+		if ps.keyAt >= 0 {
+			// The key was read once already, so this cannot fail.
+			r := walker{v: w.v, data: w.data, pos: ps.keyAt}
+			_ = r.readString()
+			segs[i].key = string(r.str)
+		}
+	}
+	return segs
+}
+
+// enter sets w.cur to the states of w.path, whose last segment is the key in
+// w.str or an array index, from those of its container.
+func (w *walker) enter() {
+	v := w.v
+	if !v.stepping {
+		return
+	}
+	n := len(v.start)
+	parent := w.states[len(w.states)-n:]
+	seg := w.path[len(w.path)-1]
+	if seg.index < 0 {
+		w.lowerKey()
+	}
+	for i, p := range v.identifier {
+		w.cur[i] = p.step(parent[i], w.lower, seg.index)
+	}
+	for i, p := range v.exempt {
+		j := len(v.identifier) + i
+		w.cur[j] = p.step(parent[j], w.lower, seg.index)
+	}
+}
+
+// lowerKey sets w.lower to the key in w.str lower-cased as pseg.matchOne
+// does it, without allocating for an ASCII key.
+func (w *walker) lowerKey() {
+	w.lower = append(w.lower[:0], w.str...)
+	for i, c := range w.lower {
+		if c >= utf8.RuneSelf {
+			w.lower = append(w.lower[:0], strings.ToLower(string(w.str))...)
+			return
+		}
+		if 'A' <= c && c <= 'Z' {
+			w.lower[i] = c + 'a' - 'A'
+		}
+	}
+}
+
+// isIdentifier reports whether the value at w.path is an identifier.
+func (w *walker) isIdentifier() bool {
+	if !w.v.stepping {
+		return w.v.isIdentifier(w.segments(w.path))
+	}
+	for i, p := range w.v.identifier {
+		if p.accepts(w.cur[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// isExemptLeaf reports whether the full path w.path is matched by an exempt
+// pattern. Prefixes are handled by the frames' exempt flag.
+func (w *walker) isExemptLeaf() bool {
+	if !w.v.stepping {
+		return w.v.isExemptLeaf(w.segments(w.path))
+	}
+	for i, p := range w.v.exempt {
+		if p.accepts(w.cur[len(w.v.identifier)+i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// check is Validator.check on the string in w.str. A string made only of
+// letters, digits and "_-.:@," (most keys, identifiers and enum values)
+// passes every check but the length limit, so it skips the conversion.
+func (w *walker) check(exempt, ident bool) *Violation {
+	if len(w.str) <= w.v.cfg.MaxStringLength && !mayInject(w.str) {
+		return nil
+	}
+	_, ve := w.v.check(string(w.str), exempt, ident)
+	return ve
+}
 
 func (w *walker) syntax(format string, args ...any) error {
 	args = append(args, w.pos)
@@ -116,7 +255,10 @@ func (w *walker) value(exempt bool) error {
 		if c == closer {
 			w.pos++
 			w.frames = w.frames[:len(w.frames)-1]
-			w.segs = w.segs[:len(w.segs)-1]
+			w.path = w.path[:len(w.path)-1]
+			if w.v.stepping {
+				w.states = w.states[:len(w.states)-len(w.v.start)]
+			}
 			continue
 		}
 		if top.n > 0 {
@@ -131,16 +273,16 @@ func (w *walker) value(exempt bool) error {
 			return violation(w.field(), RuleMaxElements, "the body has more than %d array items and object members", w.v.cfg.MaxElements)
 		}
 		top.n++
-		seg := &w.segs[len(w.segs)-1]
+		seg := &w.path[len(w.path)-1]
 		if top.obj {
 			if w.pos == len(w.data) || w.data[w.pos] != '"' {
 				return w.syntax("expected a string key")
 			}
-			key, err := w.key(top.exempt)
-			if err != nil {
+			at := w.pos
+			if err := w.key(top.exempt); err != nil {
 				return err
 			}
-			seg.key, seg.index = key, -1
+			seg.keyAt, seg.index = at, -1
 			w.skipSpace()
 			if w.pos == len(w.data) || w.data[w.pos] != ':' {
 				return w.syntax("expected ':'")
@@ -148,9 +290,10 @@ func (w *walker) value(exempt bool) error {
 			w.pos++
 			w.skipSpace()
 		} else {
-			seg.key, seg.index = "", top.n-1
+			seg.keyAt, seg.index = -1, top.n-1
 		}
-		exempt := top.exempt || w.v.isExemptLeaf(w.segs)
+		w.enter()
+		exempt := top.exempt || w.isExemptLeaf()
 		if err := w.scalarOrOpen(exempt); err != nil {
 			return err
 		}
@@ -182,7 +325,10 @@ func (w *walker) scalarOrOpen(exempt bool) error {
 		}
 		w.pos++
 		w.frames = append(w.frames, frame{obj: c == '{', exempt: exempt})
-		w.segs = append(w.segs, segment{index: -1})
+		w.path = append(w.path, pathSeg{keyAt: -1, index: -1})
+		if w.v.stepping {
+			w.states = append(w.states, w.cur...)
+		}
 		return nil
 	case c == '"':
 		return w.stringValue(exempt)
@@ -249,18 +395,17 @@ func (w *walker) number() error {
 // key reads an object key. Outside exempt subtrees keys are identifiers: a
 // null byte or a control character is an error. The Violation names the
 // object, not the key, which is the offending value.
-func (w *walker) key(exempt bool) (string, error) {
+func (w *walker) key(exempt bool) error {
 	if err := w.readString(); err != nil {
-		return "", err
+		return err
 	}
-	s := string(w.buf)
-	if _, ve := w.v.check(s, exempt, !exempt); ve != nil {
+	if ve := w.check(exempt, !exempt); ve != nil {
 		// The segment for this key is not set yet: name the parent.
-		ve.Field = renderPath(w.segs[:len(w.segs)-1])
+		ve.Field = renderPath(w.segments(w.path[:len(w.path)-1]))
 		ve.Message = "an object key " + ve.Message
-		return "", ve
+		return ve
 	}
-	return s, nil
+	return nil
 }
 
 func (w *walker) stringValue(exempt bool) error {
@@ -268,8 +413,8 @@ func (w *walker) stringValue(exempt bool) error {
 	if err := w.readString(); err != nil {
 		return err
 	}
-	ident := !exempt && w.v.isIdentifier(w.segs)
-	if _, ve := w.v.check(string(w.buf), exempt, ident); ve != nil {
+	ident := !exempt && w.isIdentifier()
+	if ve := w.check(exempt, ident); ve != nil {
 		ve.Field = w.field()
 		return ve
 	}
@@ -281,7 +426,7 @@ func (w *walker) stringValue(exempt bool) error {
 	return nil
 }
 
-// readString decodes the string at w.pos (which holds '"') into w.buf and
+// readString decodes the string at w.pos (which holds '"') into w.str and
 // records the offsets, relative to the opening quote, of \u0000 escapes.
 func (w *walker) readString() error {
 	d := w.data
@@ -289,6 +434,9 @@ func (w *walker) readString() error {
 	w.pos++
 	w.buf = w.buf[:0]
 	w.nulls = w.nulls[:0]
+	// high collects the bits of the bytes copied as they are: escapes
+	// always decode to valid UTF-8, so only a non-ASCII byte needs checking.
+	var high byte
 	for {
 		// Copy the run up to the next quote, backslash or control byte.
 		run := w.pos
@@ -297,16 +445,23 @@ func (w *walker) readString() error {
 			if c == '"' || c == '\\' || c < 0x20 {
 				break
 			}
+			high |= c
 			w.pos++
 		}
-		w.buf = append(w.buf, d[run:w.pos]...)
+		if run == start+1 && w.pos < len(d) && d[w.pos] == '"' {
+			// No escapes: use the bytes as sent, without a copy.
+			w.str = d[run:w.pos]
+		} else {
+			w.buf = append(w.buf, d[run:w.pos]...)
+			w.str = w.buf
+		}
 		if w.pos == len(d) {
 			return w.syntax("unterminated string")
 		}
 		switch c := d[w.pos]; {
 		case c == '"':
 			w.pos++
-			if !utf8.Valid(w.buf) {
+			if high >= utf8.RuneSelf && !utf8.Valid(w.str) {
 				return violation(w.field(), RuleInvalidUTF8, "is not valid UTF-8")
 			}
 			return nil

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -67,10 +68,18 @@ const (
 	pAny                   // **
 )
 
+// The shapes of a key glob that step matches without globMatch.
+const (
+	globOther   = iota
+	globLiteral // no '*'
+	globSuffix  // '*' then no '*', as in "*_id"
+)
+
 type pseg struct {
 	kind  pkind
 	glob  string
 	index int
+	shape uint8 // of glob
 }
 
 // pattern is a parsed ExemptFields or IdentifierFields entry; see Config.
@@ -96,7 +105,15 @@ func parsePattern(s string) (pattern, error) {
 			}
 			// Keys match case-insensitively, as encoding/json matches
 			// field names: {"USER_ID": ...} fills user_id.
-			p = append(p, pseg{kind: pKey, glob: strings.ToLower(key)})
+			glob := strings.ToLower(key)
+			shape := globOther
+			switch {
+			case !strings.Contains(glob, "*"):
+				shape = globLiteral
+			case strings.LastIndexByte(glob, '*') == 0:
+				shape = globSuffix
+			}
+			p = append(p, pseg{kind: pKey, glob: glob, shape: uint8(shape)})
 		}
 		for hasIdx {
 			idx, after, ok := strings.Cut(rest, "]")
@@ -164,8 +181,76 @@ func (p pattern) match(segs []segment) bool {
 	return pi == len(p)
 }
 
+// maxStepLen is the longest pattern step can match: its states, p[:0]
+// through p[:len(p)], must fit in a uint64.
+const maxStepLen = 63
+
+// The JSON walker matches patterns incrementally, as a set of states per open
+// container, so that each member costs one step rather than a full match of
+// its path. A state set has bit i set when p[:i] matches the path so far; it
+// is the NFA view of match and gives the same answers.
+
+// start returns the states for the empty path.
+func (p pattern) start() uint64 { return p.closure(1) }
+
+// closure adds the states reached by letting each "**" match nothing.
+func (p pattern) closure(s uint64) uint64 {
+	for i, ps := range p {
+		if ps.kind == pAny && s&(1<<i) != 0 {
+			s |= 1 << (i + 1)
+		}
+	}
+	return s
+}
+
+// step returns the states after one more segment: an object key, already
+// lower-cased, when index < 0, else an array index.
+func (p pattern) step(s uint64, lowerKey []byte, index int) uint64 {
+	var next uint64
+	for s != 0 {
+		i := bits.TrailingZeros64(s)
+		s &= s - 1
+		if i == len(p) {
+			continue
+		}
+		var ok bool
+		switch ps := p[i]; ps.kind {
+		case pAny:
+			next |= 1 << i
+		case pKey:
+			ok = index < 0 && ps.matchKey(lowerKey)
+		case pAnyIndex:
+			ok = index >= 0
+		case pIndex:
+			ok = index == ps.index
+		}
+		if ok {
+			next |= 1 << (i + 1)
+		}
+	}
+	if next == 0 {
+		return 0
+	}
+	return p.closure(next)
+}
+
+// matchKey is globMatch(ps.glob, key), with shortcuts for the usual shapes.
+func (ps pseg) matchKey(key []byte) bool {
+	switch ps.shape {
+	case globLiteral:
+		return string(key) == ps.glob
+	case globSuffix:
+		n := len(ps.glob) - 1
+		return len(key) >= n && string(key[len(key)-n:]) == ps.glob[1:]
+	}
+	return globMatch(ps.glob, key)
+}
+
+// accepts reports whether states s hold a full match of p.
+func (p pattern) accepts(s uint64) bool { return s&(1<<len(p)) != 0 }
+
 // globMatch matches s against a glob where '*' is any run of bytes.
-func globMatch(glob, s string) bool {
+func globMatch[S string | []byte](glob string, s S) bool {
 	gi, si := 0, 0
 	star, mark := -1, 0
 	for si < len(s) {

@@ -179,6 +179,12 @@ type Validator struct {
 	exempt     []pattern // matches the root of an exempt subtree
 	exemptTree []pattern // matches anything in an exempt subtree
 	identifier []pattern
+
+	// stepping is set when every pattern is short enough for step; start
+	// then holds the states of the empty path, identifier patterns first,
+	// then exempt ones.
+	stepping bool
+	start    []uint64
 }
 
 // New returns a Validator for cfg, filling in zero limits and nil pattern
@@ -198,6 +204,11 @@ func New(cfg Config) (*Validator, error) {
 	for _, p := range cfg.IdentifierFields {
 		pp, _ := parsePattern(p)
 		v.identifier = append(v.identifier, pp)
+	}
+	v.stepping = true
+	for _, p := range append(slices.Clip(v.identifier), v.exempt...) {
+		v.stepping = v.stepping && len(p) <= maxStepLen
+		v.start = append(v.start, p.start())
 	}
 	return v, nil
 }
