@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
 	"github.com/abacus-ab/abacus/internal/chdb"
@@ -45,6 +46,7 @@ type loadgenConfig struct {
 	VerifyTimeout time.Duration
 	Seed          uint64
 	AllowRemote   bool
+	CompareBare   bool
 }
 
 func parseLoadgen(args []string, getenv func(string) string, stderr io.Writer) (*loadgenConfig, error) {
@@ -73,6 +75,7 @@ func parseLoadgen(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&c.VerifyTimeout, "verify-timeout", 5*time.Minute, "how long to wait for ingestion to finish")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.BoolVar(&c.CompareBare, "compare-bare", false, "after the run, insert as many rows straight into a scratch ClickHouse table and print end to end / bare")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -182,7 +185,96 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintln(stdout, "count check: skipped (no -clickhouse-url)")
 		return nil
 	}
-	return lg.verify(ctx, conn, start, stopPoll, samples)
+	e2e, err := lg.verify(ctx, conn, start, stopPoll, samples)
+	e2eTook := time.Since(start)
+	if err != nil || !cfg.CompareBare {
+		return err
+	}
+	rows := uint64(lg.stats.resultsOK.Load()) * 2
+	bare, inserted, took, err := bareInsert(ctx, conn, rows, e2eTook, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bare insert: %.0f rows/s (%d rows in %.1fs, %d-row batches on one connection, into a scratch copy of the results table)\n",
+		bare, inserted, took.Seconds(), bareBatchRows)
+	fmt.Fprintf(stdout, "end to end / bare insert: %.0f%%\n", 100*e2e/bare)
+	return nil
+}
+
+// bareBatchRows is the batch size of bareInsert: about what one ingest
+// insert holds (INGEST_BATCH_SIZE events of two metrics).
+const bareBatchRows = 10_000
+
+// bareInsert is the yardstick of end-to-end ingestion: a plain clickhouse-go
+// batch insert loop, column by column, of result rows shaped like the load
+// generator's, into a scratch table with the results table's layout,
+// dropped afterwards. It inserts at least rows rows and runs at least as
+// long as the end-to-end run took (minTime), so that both rates are
+// sustained over the same time and pay for ClickHouse's background merges
+// alike: a short burst into an empty table is much faster. It returns rows
+// per second, the rows inserted and the time taken.
+func bareInsert(ctx context.Context, conn driver.Conn, rows uint64, minTime time.Duration, stderr io.Writer) (float64, uint64, time.Duration, error) {
+	const table = "loadgen_bare_insert"
+	if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
+		return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
+	}
+	if err := conn.Exec(ctx, "CREATE TABLE "+table+" AS results"); err != nil {
+		return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
+	}
+	defer func() {
+		if err := conn.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table); err != nil {
+			fmt.Fprintln(stderr, "loadgen: dropping", table+":", err)
+		}
+	}()
+	testID := uuid.NewString()
+	now := time.Now().UTC()
+	rng := rand.New(rand.NewPCG(7, 7))
+	// Build the batches first: the loop measures ClickHouse and the driver.
+	type cols struct {
+		test, variant, user, metric, event []string
+		value                              []float64
+		at                                 []time.Time
+		seq                                []uint64
+	}
+	var batches []cols
+	for done := uint64(0); done < rows; {
+		n := min(bareBatchRows, rows-done)
+		var c cols
+		for i := range n {
+			k := done + i
+			c.test = append(c.test, testID)
+			c.variant = append(c.variant, []string{"control", "treatment"}[k/2%2])
+			c.user = append(c.user, fmt.Sprintf("user-%d", rng.IntN(100_000)))
+			c.metric = append(c.metric, []string{"revenue", "conversion"}[k%2])
+			c.value = append(c.value, rng.NormFloat64())
+			c.event = append(c.event, fmt.Sprintf("%s-%d", testID[:8], k/2))
+			c.at = append(c.at, now)
+			c.seq = append(c.seq, k/2)
+		}
+		batches = append(batches, c)
+		done += n
+	}
+	start := time.Now()
+	var inserted uint64
+	for i := 0; inserted < rows || time.Since(start) < minTime; i++ {
+		c := batches[i%len(batches)]
+		b, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq)")
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
+		}
+		for i, col := range []any{c.test, c.variant, c.user, c.metric, c.value, c.event, c.at, c.seq} {
+			if err := b.Column(i).Append(col); err != nil {
+				_ = b.Abort()
+				return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
+			}
+		}
+		if err := b.Send(); err != nil {
+			return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
+		}
+		inserted += uint64(len(c.test))
+	}
+	took := time.Since(start)
+	return float64(inserted) / took.Seconds(), inserted, took, nil
 }
 
 // countSample is ClickHouse's number of result rows of the test at a time.
@@ -459,9 +551,23 @@ func (lg *loadgen) sendBatch(ctx context.Context, rng *rand.Rand, users []user, 
 			lg.stats.assignOK.Add(1)
 		}
 	}
-	events := make([]map[string]any, n)
+	// A struct, not a map: encoding it costs the load generator a third
+	// as much CPU, which it shares with the server it measures.
+	type metrics struct {
+		Revenue    float64 `json:"revenue"`
+		Conversion float64 `json:"conversion"`
+	}
+	type result struct {
+		Type      string  `json:"type"`
+		TestID    string  `json:"test_id"`
+		UserID    string  `json:"user_id"`
+		VariantID string  `json:"variant_id"`
+		Metrics   metrics `json:"metrics"`
+	}
+	events := make([]result, n)
 	for i, u := range picked {
-		events[i] = map[string]any{"type": "result", "test_id": lg.testID, "user_id": u.id, "variant_id": u.variant, "metrics": lg.sample(rng, u.variant)}
+		m := lg.sample(rng, u.variant)
+		events[i] = result{Type: "result", TestID: lg.testID, UserID: u.id, VariantID: u.variant, Metrics: metrics{Revenue: m["revenue"], Conversion: m["conversion"]}}
 	}
 	body, _ := json.Marshal(events)
 	var resp struct {
@@ -542,7 +648,7 @@ func (lg *loadgen) report(elapsed time.Duration) {
 // test as were acknowledged and checks the counts. The ingest lag comes from
 // the row-count samples: the k-th acknowledged event counts as ingested at
 // the first sample holding more than k events (resolution: the 100ms poll).
-func (lg *loadgen) verify(ctx context.Context, conn driver.Conn, start time.Time, stopPoll func(), samples <-chan []countSample) error {
+func (lg *loadgen) verify(ctx context.Context, conn driver.Conn, start time.Time, stopPoll func(), samples <-chan []countSample) (rowsPerSec float64, err error) {
 	lg.stats.mu.Lock()
 	acks := slices.Clone(lg.stats.ackTimes)
 	lg.stats.mu.Unlock()
@@ -555,7 +661,7 @@ func (lg *loadgen) verify(ctx context.Context, conn driver.Conn, start time.Time
 		if err := conn.QueryRow(ctx, "SELECT uniqExact(event_id) FROM results WHERE test_id = ?", lg.testID).Scan(&got); err != nil {
 			stopPoll()
 			<-samples
-			return fmt.Errorf("counting events: %w", err)
+			return 0, fmt.Errorf("counting events: %w", err)
 		}
 		if got >= want || time.Now().After(deadline) || ctx.Err() != nil {
 			break
@@ -582,10 +688,10 @@ func (lg *loadgen) verify(ctx context.Context, conn driver.Conn, start time.Time
 	}
 	var rows, users uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM results WHERE test_id = ?", lg.testID).Scan(&rows); err != nil {
-		return fmt.Errorf("counting rows: %w", err)
+		return 0, fmt.Errorf("counting rows: %w", err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT uniqExact(user_id) FROM assignments WHERE test_id = ?", lg.testID).Scan(&users); err != nil {
-		return fmt.Errorf("counting users: %w", err)
+		return 0, fmt.Errorf("counting users: %w", err)
 	}
 	slices.Sort(lags)
 	fmt.Fprintf(lg.out, "ingest lag (ack to visible in ClickHouse): p50 %v p99 %v\n",
@@ -600,7 +706,7 @@ func (lg *loadgen) verify(ctx context.Context, conn driver.Conn, start time.Time
 	fmt.Fprintf(lg.out, "count check: %s: ClickHouse holds %d distinct result events (%d rows) and %d assigned users; acknowledged %d events (%d rows) and %d users\n",
 		verdict, got, rows, users, want, want*metrics, lg.stats.assignOK.Load())
 	if !ok {
-		return errors.New("count check failed: ClickHouse does not hold exactly the acknowledged events")
+		return 0, errors.New("count check failed: ClickHouse does not hold exactly the acknowledged events")
 	}
-	return nil
+	return float64(rows) / done.Sub(start).Seconds(), nil
 }
