@@ -12,11 +12,13 @@ import (
 
 // Lag is a snapshot of the ingest backlog, shared by every ingest process.
 type Lag struct {
-	// Pending is the number of events in the stream not yet delivered.
+	// Pending is the number of messages in the stream not yet delivered: a
+	// message holds one event, or up to eventv1.MaxBatchEvents of a batch.
 	Pending uint64 `json:"pending"`
-	// AckPending is the number of events delivered but not yet acknowledged.
+	// AckPending is the number of messages delivered but not yet
+	// acknowledged.
 	AckPending int `json:"ack_pending"`
-	// OldestAge is the age of the oldest event not yet acknowledged; 0 when
+	// OldestAge is the age of the oldest message not yet acknowledged; 0 when
 	// ingest has caught up.
 	OldestAge time.Duration `json:"-"`
 	// OldestAgeSeconds is OldestAge for JSON.

@@ -26,15 +26,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "abacus_ingest_pending_events",
-			Help: "Events in the stream not yet delivered to ingest.",
+			Help: "Messages (one event, or a batch of up to 1000) in the stream not yet delivered to ingest.",
 		}),
 		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "abacus_ingest_ack_pending_events",
-			Help: "Events delivered to ingest but not yet acknowledged.",
+			Help: "Messages delivered to ingest but not yet acknowledged.",
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "abacus_ingest_lag_seconds",
-			Help: "Age of the oldest event not yet acknowledged (0 when ingest is caught up).",
+			Help: "Age of the oldest message not yet acknowledged (0 when ingest is caught up).",
 		}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "abacus_ingest_rows_total",
