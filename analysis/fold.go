@@ -34,12 +34,19 @@ import (
 // 20 s by default) plus any clock difference between ClickHouse servers.
 const foldMargin = 2 * time.Minute
 
+// Versions come from the data, not from a clock: result rows are only ever
+// added, so a recompute that saw more of a user's rows is the fresher one.
+// The clean step's version is twice the user's row count and the exact
+// step's one more, so an exact row beats a clean row of the same rows, and
+// a slow fold that read an older snapshot can never replace a newer row
+// (two folds of the same rows write the same row).
+
 // foldCleanQuery writes the aggregates of the test's users (parameter: the
 // test id), or of the users matched by the filter in %s.
 const foldCleanQuery = `
 INSERT INTO user_aggregates (test_id, metric, variant_id, user_id, events, total, nonzero, dups, version)
 SELECT test_id, metric, variant_id, user_id, count(), sum(value), countIf(value != 0),
-       count() - uniqExact(cityHash64(event_id)), toUInt64(now())
+       count() - uniqExact(cityHash64(event_id)), 2 * count()
 FROM results
 WHERE test_id = ?%s
 GROUP BY test_id, metric, variant_id, user_id`
@@ -50,13 +57,12 @@ const touchedFilter = ` AND (metric, variant_id, user_id) IN (
     SELECT metric, variant_id, user_id FROM results WHERE test_id = ? AND ingested_at >= toDateTime(?))`
 
 // foldExactQuery recomputes the rows marked dups > 0 with each event
-// counted once (parameters: test id, test id). Its version is at least the
-// clean step's; on a tie ReplacingMergeTree keeps the row inserted last.
+// counted once (parameters: test id, test id).
 const foldExactQuery = `
 INSERT INTO user_aggregates (test_id, metric, variant_id, user_id, events, total, nonzero, dups, version)
-SELECT test_id, metric, variant_id, user_id, count(), sum(value), countIf(value != 0), 0, toUInt64(now())
+SELECT test_id, metric, variant_id, user_id, count(), sum(value), countIf(value != 0), 0, 2 * sum(copies) + 1
 FROM (
-    SELECT test_id, metric, variant_id, user_id, event_id, any(value) AS value
+    SELECT test_id, metric, variant_id, user_id, event_id, any(value) AS value, count() AS copies
     FROM results
     WHERE test_id = ? AND (metric, variant_id, user_id) IN (
         SELECT metric, variant_id, user_id FROM user_aggregates FINAL WHERE test_id = ? AND dups > 0)

@@ -8,8 +8,10 @@
 -- once, whenever the user has rows ingested since the last fold (minus a
 -- margin that covers inserts still in flight). Rows are replaced, not
 -- summed, so a fold repeated by two analyzers at once, or after a crash,
--- changes nothing. dups > 0 marks a row written before its exact recompute
--- (the user had duplicate rows); readers finish the fold first.
+-- changes nothing; version grows with the user's row count, so an older
+-- snapshot never replaces a newer one. dups > 0 marks a row written before
+-- its exact recompute (the user had duplicate rows); readers finish the
+-- fold first.
 -- Types are those that ClickHouse 18.16 and current releases both accept.
 CREATE TABLE IF NOT EXISTS user_aggregates (
     test_id    String,
