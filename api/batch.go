@@ -85,12 +85,14 @@ const (
 // ingestBatch is POST /api/ab-testing/events: up to MaxBatchEvents events as a
 // JSON array or as newline-delimited JSON (Content-Type
 // application/x-ndjson). Each event is validated on its own; the valid ones
-// are published concurrently and the answer comes after JetStream has
-// acknowledged every one of them. The response lists every element by
-// index: accepted (with its event_id), rejected (invalid, with the reason) or
-// failed (not stored: retry with the returned event_id, which makes the
-// retry idempotent). Status: 202 when all are accepted, 207 when some are
-// rejected, 400 when none is valid, 503 when any failed to publish.
+// are published in batch messages (packBatch) and the answer comes after
+// JetStream has acknowledged every one of them. The response lists every
+// element by index: accepted (with its event_id), rejected (invalid, with
+// the reason) or failed (not acknowledged: retry the request unchanged, so
+// that JetStream recognises its messages; events retried in another
+// grouping are stored again and counted once by the analysis). Status: 202
+// when all are accepted, 207 when some are rejected, 400 when none is
+// valid, 503 when any failed to publish.
 func (s *Server) ingestBatch(c echo.Context) error {
 	if s.async == nil {
 		return newError(http.StatusNotImplemented, "this server cannot publish batches")

@@ -191,6 +191,10 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	rows := uint64(lg.stats.resultsOK.Load()) * 2
+	if rows == 0 {
+		fmt.Fprintln(stdout, "bare insert: skipped (no result event was acknowledged)")
+		return nil
+	}
 	bare, inserted, took, err := bareInsert(ctx, conn, rows, e2eTook, stderr)
 	if err != nil {
 		return err
@@ -214,7 +218,7 @@ const bareBatchRows = 10_000
 // alike: a short burst into an empty table is much faster. It returns rows
 // per second, the rows inserted and the time taken.
 func bareInsert(ctx context.Context, conn driver.Conn, rows uint64, minTime time.Duration, stderr io.Writer) (float64, uint64, time.Duration, error) {
-	const table = "loadgen_bare_insert"
+	table := "loadgen_bare_insert_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
 		return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
 	}
