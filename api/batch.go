@@ -110,6 +110,8 @@ func (s *Server) ingestBatch(c echo.Context) error {
 	}
 	tests := map[string]*experiment.Test{}
 	valid := make([]element, 0, len(raws))
+	seen := make(map[string]int, len(raws))
+	var repeats [][2]int // index of a repeated event, index of its first occurrence
 	for i, raw := range raws {
 		item := &resp.Results[i]
 		item.Index = i
@@ -137,6 +139,14 @@ func (s *Server) ingestBatch(c echo.Context) error {
 		if el.subject == eventv1.SubjectAssignment {
 			item.VariantID = el.variantID
 		}
+		// An event repeated in the same batch is published once, and the
+		// repeat answers as its first occurrence did, marked duplicate.
+		key := msgID(el.subject, el.testID, el.eventID)
+		if first, ok := seen[key]; ok {
+			repeats = append(repeats, [2]int{i, first})
+			continue
+		}
+		seen[key] = i
 		valid = append(valid, el)
 	}
 
@@ -176,6 +186,11 @@ func (s *Server) ingestBatch(c echo.Context) error {
 			}
 		}
 		s.metrics.published.WithLabelValues(m.elements[0].subject, outcome).Add(float64(len(m.elements)))
+	}
+	for _, r := range repeats {
+		item, first := &resp.Results[r[0]], resp.Results[r[1]]
+		item.Status, item.Error = first.Status, first.Error
+		item.Duplicate = first.Status == outcomeAccepted
 	}
 	for _, it := range resp.Results {
 		switch it.Status {

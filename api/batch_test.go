@@ -224,3 +224,28 @@ func TestEncodeEventMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRepeatsInOneRequest: an event sent twice in one batch is
+// published once; the repeat is accepted as a duplicate.
+func TestBatchRepeatsInOneRequest(t *testing.T) {
+	h := newHarness(t, Config{})
+	id := h.createRunning()
+	ev := fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "u1", "metrics": {"m": 1}, "event_id": "same"}`, id)
+	other := fmt.Sprintf(`{"type": "result", "test_id": %q, "user_id": "u2", "metrics": {"m": 2}, "event_id": "other"}`, id)
+	asg := fmt.Sprintf(`{"type": "assignment", "test_id": %q, "user_id": "u1"}`, id)
+	code, r := h.batch("application/json", "["+strings.Join([]string{ev, asg, other, ev, asg}, ",")+"]")
+	if code != 202 || r.Accepted != 5 || r.Duplicates != 2 {
+		t.Fatalf("batch with repeats = %d %+v, want 202 with 5 accepted and 2 duplicates", code, r)
+	}
+	for i, wantDup := range []bool{false, false, false, true, true} {
+		if r.Results[i].Duplicate != wantDup || r.Results[i].EventID != r.Results[[]int{0, 1, 2, 0, 1}[i]].EventID {
+			t.Errorf("results[%d] = %+v, want duplicate %v with its first occurrence's event_id", i, r.Results[i], wantDup)
+		}
+	}
+	if n := len(streamEvents(t, h.bus.JS, eventv1.SubjectResult)); n != 2 {
+		t.Errorf("the stream holds %d results, want 2", n)
+	}
+	if n := len(streamEvents(t, h.bus.JS, eventv1.SubjectAssignment)); n != 1 {
+		t.Errorf("the stream holds %d assignments, want 1", n)
+	}
+}
