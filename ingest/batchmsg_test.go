@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	stdjson "encoding/json"
 	"fmt"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -33,6 +31,17 @@ func batchData(t *testing.T, events ...any) []byte {
 		lines[i] = string(b)
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+// resultLines returns the per results of batch message m, one per user u0,
+// u1, ..., with event ids r<m>-<i> and metric m = i.
+func resultLines(m, per int, ts time.Time) []any {
+	evs := make([]any, per)
+	for i := range per {
+		evs[i] = eventv1.Result{EventID: fmt.Sprintf("r%d-%d", m, i), TestID: "t1", UserID: fmt.Sprintf("u%d", i),
+			VariantID: "b", Metrics: map[string]float64{"m": float64(i)}, Timestamp: ts}
+	}
+	return evs
 }
 
 func TestDecodeBatchMessage(t *testing.T) {
@@ -71,11 +80,7 @@ func TestBatchMessages(t *testing.T) {
 	ts := time.Now().UTC().Truncate(time.Second)
 	const msgs, per = 5, 200
 	for m := range msgs {
-		var evs []any
-		for i := range per {
-			evs = append(evs, eventv1.Result{EventID: fmt.Sprintf("r%d-%d", m, i), TestID: "t1", UserID: fmt.Sprintf("u%d", i),
-				VariantID: "b", Metrics: map[string]float64{"m": float64(i)}, Timestamp: ts})
-		}
+		evs := resultLines(m, per, ts)
 		if m == 2 {
 			evs[7] = `{"event_id": "poison"}`
 		}
@@ -100,16 +105,8 @@ func TestBatchMessages(t *testing.T) {
 	if got := e.count(t, "SELECT count() FROM assignments"); got != 2 {
 		t.Errorf("assignment rows = %d, want 2", got)
 	}
-	dl, err := e.bus.JS.OrderedConsumer(t.Context(), eventv1.StreamDeadLetter, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := dl.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []string
-	for m := range batch.Messages() {
+	for _, m := range e.deadLetters(t, 2) {
 		got = append(got, fmt.Sprintf("%s line=%q %s", m.Headers().Get(eventv1.HeaderOriginalSubject),
 			m.Headers().Get(eventv1.HeaderOriginalLine), m.Data()))
 	}
@@ -131,55 +128,14 @@ func TestBatchRedeliveryAfterCrashIsNotDuplicated(t *testing.T) {
 	ts := time.Now().UTC().Truncate(time.Second)
 	const msgs, per = 6, 50
 	for m := range msgs {
-		var evs []any
-		for i := range per {
-			evs = append(evs, eventv1.Result{EventID: fmt.Sprintf("r%d-%d", m, i), TestID: "t1", UserID: fmt.Sprintf("u%d", i),
-				VariantID: "b", Metrics: map[string]float64{"m": 1}, Timestamp: ts})
-		}
-		e.publish(t, eventv1.SubjectResultBatch, batchData(t, evs...))
+		e.publish(t, eventv1.SubjectResultBatch, batchData(t, resultLines(m, per, ts)...))
 	}
 	cfg := Config{BatchSize: 1000, FlushInterval: 10 * time.Millisecond, Workers: 1, AckWait: 3 * time.Second, InsertTimeout: time.Second}
 	c, err := New(cfg, e.bus.JS, e.conn, e.log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := e.bus.JS.CreateOrUpdateConsumer(t.Context(), eventv1.Stream, c.consumerConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(msgs, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b Batch
-	i := 0
-	for m := range batch.Messages() {
-		if i%2 == 0 {
-			if err := b.Add(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		i++
-	}
-	if i != msgs {
-		t.Fatalf("fetched %d messages, want %d", i, msgs)
-	}
-	if err := c.writer.Write(t.Context(), &b); err != nil {
-		t.Fatal(err)
-	}
-
-	c2, err := New(cfg, e.bus.JS, e.conn, e.log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c2.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, 20*time.Second, "every message acknowledged", func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
+	c2 := crashThenRecover(t, e, c, msgs)
 	if got := e.count(t, "SELECT count() FROM results"); got != msgs*per {
 		t.Errorf("result rows = %d, want %d (each event once)", got, msgs*per)
 	}

@@ -311,16 +311,8 @@ func TestPoisonGoesToDeadLetter(t *testing.T) {
 	e.start(t, Config{BatchSize: 10, FlushInterval: 10 * time.Millisecond, Workers: 1})
 	waitFor(t, 10*time.Second, "the valid event", func() bool { return e.count(t, "SELECT count() FROM results") == 1 })
 
-	dl, err := e.bus.JS.OrderedConsumer(t.Context(), eventv1.StreamDeadLetter, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := dl.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []string
-	for m := range batch.Messages() {
+	for _, m := range e.deadLetters(t, 2) {
 		reason := m.Headers().Get(eventv1.HeaderDeadLetterReason)
 		if reason == "" || m.Headers().Get(eventv1.HeaderOriginalStreamSeq) == "" {
 			t.Errorf("dead letter %q lacks reason or sequence headers: %v", m.Data(), m.Headers())
@@ -360,45 +352,7 @@ func TestRedeliveryAfterCrashIsNotDuplicated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The "crashed" process: fetch everything, insert half, never ack.
-	cons, err := e.bus.JS.CreateOrUpdateConsumer(t.Context(), eventv1.Stream, c.consumerConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(2*n, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b Batch
-	i := 0
-	for m := range batch.Messages() {
-		if i%2 == 0 {
-			if err := b.Add(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		i++
-	}
-	if i != 2*n {
-		t.Fatalf("fetched %d messages, want %d", i, 2*n)
-	}
-	if err := c.writer.Write(t.Context(), &b); err != nil {
-		t.Fatal(err)
-	}
-
-	reg := prometheus.NewRegistry()
-	c2, err := New(cfg, e.bus.JS, e.conn, e.log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c2.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, 20*time.Second, "every message acknowledged", func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
+	c2 := crashThenRecover(t, e, c, 2*n)
 	if got := e.count(t, "SELECT count() FROM results"); got != 2*n {
 		t.Errorf("results rows = %d, want %d (each event once, two metrics each)", got, 2*n)
 	}
@@ -540,4 +494,67 @@ func TestHighWaterMarkAfterLostDeliveries(t *testing.T) {
 	if got := e.count(t, "SELECT count() FROM results"); got != n {
 		t.Errorf("results rows = %d, want %d: events at or below the high-water mark were inserted again", got, n)
 	}
+}
+
+// crashThenRecover plays a process that fetched msgs messages, inserted the
+// events of every other one and died before acknowledging any (c is its
+// consumer), then runs a new consumer with c's configuration until every
+// message is acknowledged, and returns it.
+func crashThenRecover(t *testing.T, e *env, c *Consumer, msgs int) *Consumer {
+	t.Helper()
+	cons, err := e.bus.JS.CreateOrUpdateConsumer(t.Context(), eventv1.Stream, c.consumerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(msgs, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	i := 0
+	for m := range batch.Messages() {
+		if i%2 == 0 {
+			if err := b.Add(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		i++
+	}
+	if i != msgs {
+		t.Fatalf("fetched %d messages, want %d", i, msgs)
+	}
+	if err := c.writer.Write(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := New(c.cfg, e.bus.JS, e.conn, e.log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c2.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 20*time.Second, "every message acknowledged", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	return c2
+}
+
+// deadLetters reads the first n messages of the dead-letter stream.
+func (e *env) deadLetters(t *testing.T, n int) []jetstream.Msg {
+	t.Helper()
+	dl, err := e.bus.JS.OrderedConsumer(t.Context(), eventv1.StreamDeadLetter, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := dl.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for m := range batch.Messages() {
+		out = append(out, m)
+	}
+	return out
 }

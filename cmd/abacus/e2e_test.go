@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 
@@ -117,6 +118,36 @@ func (p *proc) stop(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("abacus serve did not exit within 60s of SIGTERM")
 	}
+}
+
+// devServer is an abacus serve in development mode (embedded NATS, no
+// authentication) on a database and data folder of its own.
+type devServer struct {
+	proc   *proc
+	client *client
+	ch     *clickhouse.Options
+	env    []string // to start it again on the same data
+}
+
+// startDev starts a devServer with these settings added to the defaults,
+// and waits until it is ready.
+func startDev(t *testing.T, extra ...string) *devServer {
+	t.Helper()
+	ch := chdbtest.Database(t)
+	addr := freeAddr(t)
+	env := append([]string{
+		"ENVIRONMENT=development",
+		"ABACUS_HTTP_ADDR=" + addr,
+		"DATA_DIR=" + t.TempDir(),
+		"CLICKHOUSE_URL=" + fmt.Sprintf("clickhouse://%s/%s", ch.Addr[0], ch.Auth.Database),
+		"INGEST_FLUSH_INTERVAL=20ms",
+		"ANALYSIS_INTERVAL=1h",
+		"NATS_URL=",
+	}, extra...)
+	p := startServe(t, env)
+	c := &client{t: t, base: "http://" + addr}
+	c.waitReady(p)
+	return &devServer{proc: p, client: c, ch: ch, env: env}
 }
 
 type client struct {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/abacus-ab/abacus/internal/chdb"
-	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 )
 
 // TestKillDuringLoad sends batches of events while the serving process is
@@ -24,26 +23,15 @@ func TestKillDuringLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill test skipped in -short mode")
 	}
-	chOpts := chdbtest.Database(t)
-	addr := freeAddr(t)
-	env := []string{
-		"ENVIRONMENT=development",
-		"ABACUS_HTTP_ADDR=" + addr,
-		"DATA_DIR=" + t.TempDir(),
-		"CLICKHOUSE_URL=" + fmt.Sprintf("clickhouse://%s/%s", chOpts.Addr[0], chOpts.Auth.Database),
-		"INGEST_FLUSH_INTERVAL=20ms",
+	srv := startDev(t,
 		"INGEST_BATCH_SIZE=500",
 		"INGEST_ACK_WAIT=4s",
 		"INGEST_INSERT_TIMEOUT=2s",
-		"ANALYSIS_INTERVAL=1h",
-		"NATS_URL=",
 		// The batch path does not need it, and this runs the server with
 		// validation off (its configuration path had a nil-interface bug).
 		"INPUT_VALIDATION_ENABLED=false",
-	}
-	p := startServe(t, env)
-	c := &client{t: t, base: "http://" + addr}
-	c.waitReady(p)
+	)
+	p, c, chOpts, env := srv.proc, srv.client, srv.ch, srv.env
 	testID := c.runningAB("kill test")
 
 	// The loader: batches of 200 result events with client event ids. A

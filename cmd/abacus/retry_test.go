@@ -14,7 +14,6 @@ import (
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/abacus-ab/abacus/internal/chdb"
-	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 )
 
 // TestBatchRetriesCountOnce sends a batch, retries it unchanged (JetStream
@@ -26,21 +25,9 @@ func TestBatchRetriesCountOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts abacus serve")
 	}
-	chOpts := chdbtest.Database(t)
-	addr := freeAddr(t)
-	env := []string{
-		"ENVIRONMENT=development",
-		"ABACUS_HTTP_ADDR=" + addr,
-		"DATA_DIR=" + t.TempDir(),
-		"CLICKHOUSE_URL=" + fmt.Sprintf("clickhouse://%s/%s", chOpts.Addr[0], chOpts.Auth.Database),
-		"INGEST_FLUSH_INTERVAL=20ms",
-		"ANALYSIS_INTERVAL=1h",
-		"NATS_URL=",
-	}
-	p := startServe(t, env)
-	defer p.stop(t)
-	c := &client{t: t, base: "http://" + addr}
-	c.waitReady(p)
+	srv := startDev(t)
+	defer srv.proc.stop(t)
+	c, chOpts := srv.client, srv.ch
 	testID := c.runningAB("retries")
 
 	type item struct {
