@@ -29,7 +29,7 @@ TEST_ENV := ABACUS_TEST_CLICKHOUSE_URL=clickhouse://127.0.0.1:$(CLICKHOUSE_TCP_P
 # Go files of the project (not the data folder or build output).
 GO_FILES = find . \( -path ./.git -o -path ./data -o -path ./bin \) -prune -o -name '*.go' -print0
 
-.PHONY: all help build run test test-short race-toolchain bench fuzz fmt fmt-check vet lint \
+.PHONY: all help build run test test-short race-toolchain bench bench-big fuzz fmt fmt-check vet lint \
 	generate testdata clickhouse-up clickhouse-down clickhouse-status clean
 
 all: build
@@ -40,6 +40,7 @@ help:
 	@echo "make test             gofmt check, go vet, lint, ClickHouse, go test -race, benchmarks once"
 	@echo "make test-short       go test -short ./... (no ClickHouse)"
 	@echo "make bench            ClickHouse, then benchmarks, 6 runs each, into bench.txt (benchstat)"
+	@echo "make bench-big        the 10M-row analysis benchmark (loads the rows first), into bench-big.txt"
 	@echo "make fuzz             each fuzz target for FUZZTIME (now $(FUZZTIME))"
 	@echo "make fmt | vet | lint | generate"
 	@echo "make testdata         regenerate the statistics reference files (SciPy)"
@@ -100,6 +101,11 @@ race-toolchain:
 # With ClickHouse, so that the benchmarks that write to it run too.
 bench: clickhouse-up
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+
+# The analysis of one test with 10M result rows from 1M users (loads them
+# first: a few minutes).
+bench-big: clickhouse-up
+	$(TEST_ENV) ABACUS_BENCH_BIG=1 $(GO) test -run '^$$' -bench Analyze10M -benchtime 5x -count 3 -timeout 30m ./analysis/ | tee bench-big.txt
 
 fuzz:
 	@found=0; \
