@@ -279,9 +279,18 @@ func TestShutdownLosesNothing(t *testing.T) {
 	waitFor(t, 10*time.Second, "some rows", func() bool { return e.count(t, "SELECT count() FROM results") > 0 })
 	stop()
 	cons := e.consumer(t)
-	info, err := cons.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	// The server applies acks on its own goroutine, a moment after it
+	// received them; an ack that was never sent would stay pending for
+	// AckWait (a minute), far longer than this wait.
+	var info *jetstream.ConsumerInfo
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if info, err = cons.Info(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	stored := e.count(t, "SELECT count() FROM results")
 	if info.NumAckPending != 0 {
