@@ -123,7 +123,7 @@ var envDoc = [][3]string{
 	{"NATS_EMBEDDED_LISTEN", "", "host:port where the embedded server accepts other clients; empty: in-process only"},
 	{"NATS_REPLICAS", "1", "replicas of the stream and KV buckets (3 in a cluster)"},
 	{"NATS_STREAM_MAX_AGE", "72h", "how long events stay in the stream"},
-	{"NATS_DUPLICATE_WINDOW", "2m", "JetStream remembers event ids this long: a client retry within it is stored once"},
+	{"NATS_DUPLICATE_WINDOW", "2m", "JetStream remembers message ids (an event's, or a batch message's) this long: a client retry within it is stored once"},
 	{"DATA_DIR", "./data", "embedded NATS JetStream store (DATA_DIR/nats) and local ClickHouse data"},
 	{"CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/abacus", "ClickHouse native-protocol URL (database created if missing)"},
 	{"INGEST_BATCH_SIZE", "5000", "most messages, and about as many events, per ClickHouse insert"},
