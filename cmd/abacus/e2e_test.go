@@ -291,21 +291,8 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	chOpts := chdbtest.Database(t)
-	chURL := fmt.Sprintf("clickhouse://%s/%s", chOpts.Addr[0], chOpts.Auth.Database)
-	addr := freeAddr(t)
-	env := []string{
-		"ENVIRONMENT=development",
-		"ABACUS_HTTP_ADDR=" + addr,
-		"DATA_DIR=" + t.TempDir(),
-		"CLICKHOUSE_URL=" + chURL,
-		"INGEST_FLUSH_INTERVAL=50ms",
-		"ANALYSIS_INTERVAL=1h",
-		"NATS_URL=",
-	}
-	p := startServe(t, env)
-	c := &client{t: t, base: "http://" + addr}
-	c.waitReady(p)
+	srv := startDev(t)
+	p, c, chOpts, env := srv.proc, srv.client, srv.ch, srv.env
 
 	var created struct {
 		TestID string `json:"test_id"`
