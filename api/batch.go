@@ -110,7 +110,7 @@ func (s *Server) ingestBatch(c echo.Context) error {
 	}
 	tests := map[string]*experiment.Test{}
 	valid := make([]element, 0, len(raws))
-	seen := make(map[string]int, len(raws))
+	seen := make(map[eventKey]int, len(raws))
 	var repeats [][2]int // index of a repeated event, index of its first occurrence
 	for i, raw := range raws {
 		item := &resp.Results[i]
@@ -141,7 +141,7 @@ func (s *Server) ingestBatch(c echo.Context) error {
 		}
 		// An event repeated in the same batch is published once, and the
 		// repeat answers as its first occurrence did, marked duplicate.
-		key := msgID(el.subject, el.testID, el.eventID)
+		key := eventKey{el.subject, el.testID, el.eventID}
 		if first, ok := seen[key]; ok {
 			repeats = append(repeats, [2]int{i, first})
 			continue
@@ -314,6 +314,10 @@ func msgID(subject, testID, eventID string) string {
 	}
 	return kind + testID + ":" + eventID
 }
+
+// eventKey identifies an event as JetStream's message id does (msgID),
+// without building the string.
+type eventKey struct{ subject, testID, eventID string }
 
 // element is one validated batch element, ready to publish.
 type element struct {

@@ -436,25 +436,12 @@ func uncertain(err error) bool {
 // copy cannot be stored the message is naked instead: it is never dropped
 // without a trace.
 func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error, delay time.Duration, log *slog.Logger) {
-	dl := nats.NewMsg(eventv1.SubjectDeadLetter)
-	dl.Data = m.Data()
-	dl.Header.Set(eventv1.HeaderDeadLetterReason, truncate(reason.Error(), 1024))
-	dl.Header.Set(eventv1.HeaderOriginalSubject, m.Subject())
-	msgID := m.Subject()
-	if md, err := m.Metadata(); err == nil {
-		seq := strconv.FormatUint(md.Sequence.Stream, 10)
-		dl.Header.Set(eventv1.HeaderOriginalStreamSeq, seq)
-		msgID = "dl-" + seq
-	}
-	if _, err := c.js.PublishMsg(ctx, dl, jetstream.WithMsgID(msgID)); err != nil {
-		log.Error("storing poison event in the dead-letter stream; will retry", "subject", m.Subject(), "err", err)
-		if nerr := m.NakWithDelay(delay); nerr != nil {
-			log.Debug("naking message", "err", nerr)
+	if !c.storeDeadLetter(ctx, m, m.Data(), reason, -1, log) {
+		if err := m.NakWithDelay(delay); err != nil {
+			log.Debug("naking message", "err", err)
 		}
 		return
 	}
-	c.metrics.failures.WithLabelValues("invalid").Inc()
-	log.Warn("poison event moved to the dead-letter stream", "subject", m.Subject(), "err", reason)
 	if err := m.Term(); err != nil {
 		log.Debug("terminating message", "err", err)
 	}
@@ -466,28 +453,42 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, reason error
 // the copies made are not repeated on redelivery (their message ids are
 // the stream sequence and the line).
 func (c *Consumer) deadLetterLines(ctx context.Context, m jetstream.Msg, poison []poisonLine, log *slog.Logger) bool {
-	seq := ""
-	if md, err := m.Metadata(); err == nil {
-		seq = strconv.FormatUint(md.Sequence.Stream, 10)
-	}
 	for _, p := range poison {
-		dl := nats.NewMsg(eventv1.SubjectDeadLetter)
-		dl.Data = p.data
-		dl.Header.Set(eventv1.HeaderDeadLetterReason, truncate(p.err.Error(), 1024))
-		dl.Header.Set(eventv1.HeaderOriginalSubject, m.Subject())
-		dl.Header.Set(eventv1.HeaderOriginalLine, strconv.Itoa(p.line))
-		var opts []jetstream.PublishOpt
-		if seq != "" {
-			dl.Header.Set(eventv1.HeaderOriginalStreamSeq, seq)
-			opts = append(opts, jetstream.WithMsgID("dl-"+seq+"-"+strconv.Itoa(p.line)))
-		}
-		if _, err := c.js.PublishMsg(ctx, dl, opts...); err != nil {
-			log.Error("storing a poison event in the dead-letter stream; will retry", "subject", m.Subject(), "err", err)
+		if !c.storeDeadLetter(ctx, m, p.data, p.err, p.line, log) {
 			return false
 		}
-		c.metrics.failures.WithLabelValues("invalid").Inc()
-		log.Warn("poison event moved to the dead-letter stream", "subject", m.Subject(), "line", p.line, "err", p.err)
 	}
+	return true
+}
+
+// storeDeadLetter publishes data, taken from message m (all of it, or its
+// line number line when line >= 0), with the reason to the dead-letter
+// stream, and reports whether the stream stored it. The copy's message id
+// is made of m's stream sequence (and the line), so that a redelivery of m
+// does not store it twice.
+func (c *Consumer) storeDeadLetter(ctx context.Context, m jetstream.Msg, data []byte, reason error, line int, log *slog.Logger) bool {
+	dl := nats.NewMsg(eventv1.SubjectDeadLetter)
+	dl.Data = data
+	dl.Header.Set(eventv1.HeaderDeadLetterReason, truncate(reason.Error(), 1024))
+	dl.Header.Set(eventv1.HeaderOriginalSubject, m.Subject())
+	var opts []jetstream.PublishOpt
+	if md, err := m.Metadata(); err == nil {
+		id := "dl-" + strconv.FormatUint(md.Sequence.Stream, 10)
+		dl.Header.Set(eventv1.HeaderOriginalStreamSeq, id[len("dl-"):])
+		if line >= 0 {
+			id += "-" + strconv.Itoa(line)
+		}
+		opts = append(opts, jetstream.WithMsgID(id))
+	}
+	if line >= 0 {
+		dl.Header.Set(eventv1.HeaderOriginalLine, strconv.Itoa(line))
+	}
+	if _, err := c.js.PublishMsg(ctx, dl, opts...); err != nil {
+		log.Error("storing a poison event in the dead-letter stream; will retry", "subject", m.Subject(), "err", err)
+		return false
+	}
+	c.metrics.failures.WithLabelValues("invalid").Inc()
+	log.Warn("poison event moved to the dead-letter stream", "subject", m.Subject(), "line", line, "err", reason)
 	return true
 }
 

@@ -16,9 +16,9 @@ import (
 
 // TestKillDuringLoad sends batches of events while the serving process is
 // killed with SIGKILL three times (and restarted on the same data). Clients
-// retry every event that was not acknowledged, with the same event_id, as
-// the API asks. In the end ClickHouse must hold every acknowledged event
-// exactly once: no loss, no duplicate row.
+// retry every batch that was not wholly acknowledged, unchanged, as the API
+// asks. In the end ClickHouse must hold every acknowledged event exactly
+// once: no loss, no duplicate row.
 func TestKillDuringLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill test skipped in -short mode")
