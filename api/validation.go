@@ -21,6 +21,8 @@ type inputValidator interface {
 	Sanitize(body []byte) ([]byte, error)
 	Query(q url.Values) error
 	Params(names, values []string) error
+	Plain(s string) bool
+	Config() validate.Config
 }
 
 // newInputRejections counts requests rejected by input validation.

@@ -32,10 +32,52 @@ func fmix64(k uint64) uint64 {
 	return k
 }
 
-// Assign returns the variant that userID sees in test t: the variant whose
+// EvalContext is what an evaluation knows of the subject it places: the user
+// and the attributes that describe them (the exposure records them; targeting
+// will read them).
+type EvalContext struct {
+	UserID     string
+	Attributes map[string]string
+}
+
+// Reason says why a Decision puts a user in a test or leaves them out.
+type Reason string
+
+// The reasons of a Decision.
+const (
+	// ReasonSplit: the user is in the test, in the variant whose traffic
+	// range holds their bucket.
+	ReasonSplit Reason = "split"
+	// ReasonNotRunning: the test is a draft or stopped, so nobody is in it.
+	ReasonNotRunning Reason = "not_running"
+)
+
+// Decision is the outcome of Decide: the variant a user sees, or that the
+// user is not in the test, and why.
+type Decision struct {
+	// Variant is the user's variant when In; the zero Variant otherwise.
+	Variant Variant
+	In      bool
+	Reason  Reason
+}
+
+// Decide places the subject of ec in test t. It is the one assignment
+// decision of Abacus: the assign endpoint, batch assignment and result
+// events, and every other evaluation path call it, so that they agree for
+// every user. Only a running test has users in it; the variant is Assign's
+// split, a pure function of the test id and the user id.
+func Decide(t *Test, ec EvalContext) Decision {
+	if t.Status != StatusRunning {
+		return Decision{Reason: ReasonNotRunning}
+	}
+	return Decision{Variant: Assign(t, ec.UserID), In: true, Reason: ReasonSplit}
+}
+
+// Assign is the traffic split that Decide applies: the variant whose
 // cumulative traffic range, in the order the variants were defined, holds the
 // user's bucket. Percentages that sum to 100 within rounding give the last
-// variant any remainder.
+// variant any remainder. It looks at nothing but the variants and the
+// bucket: serving paths call Decide, which also applies the test's status.
 func Assign(t *Test, userID string) Variant {
 	point := float64(Bucket(t.ID, userID)) / (Buckets / 100) // in [0, 100)
 	var cum float64

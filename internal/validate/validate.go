@@ -362,3 +362,13 @@ func hasControl(s string) bool {
 	}
 	return false
 }
+
+// Plain reports whether s passes every check of v in any field: it is no
+// longer than the length limit and made only of letters, digits and
+// "_-.:@,", which no detector flags and no cleaning changes. It is exact
+// for true only; a false says nothing, and s must be checked with String
+// or within its document. Callers that have decoded a document can skip
+// the walk of it when all its strings are plain (see the batch endpoint).
+func (v *Validator) Plain(s string) bool {
+	return len(s) <= v.cfg.MaxStringLength && !mayInject(s)
+}
