@@ -58,14 +58,24 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		status, body := classify(err)
+		var out any = body
+		if strings.HasPrefix(c.Path(), ofrepPrefix) {
+			var oe *ofrepError
+			status, oe = ofrepErrorFor(err, c.Param("key"))
+			if oe != nil {
+				out = oe
+			} else {
+				out = nil
+			}
+		}
 		if status >= 500 {
 			log.Error("request failed", "method", c.Request().Method, "route", c.Path(), "status", status, "err", err)
 		}
 		var werr error
-		if c.Request().Method == http.MethodHead {
+		if c.Request().Method == http.MethodHead || out == nil {
 			werr = c.NoContent(status)
 		} else {
-			werr = c.JSON(status, body)
+			werr = c.JSON(status, out)
 		}
 		if werr != nil {
 			log.Debug("writing error response", "err", werr)

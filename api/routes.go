@@ -42,6 +42,10 @@ func (s *Server) routes() {
 	s.handle(http.MethodPost, "/api/ab-testing/power", auth.TestsAnalyze, s.power)
 	s.handle(http.MethodPost, batchPath, auth.TestsRecord, s.ingestBatch)
 
+	// OpenFeature remote evaluation (ofrep.go): an evaluation is an assignment.
+	s.handle(http.MethodPost, "/ofrep/v1/evaluate/flags/:key", auth.TestsAssign, s.ofrepEvaluate)
+	s.handle(http.MethodPost, "/ofrep/v1/evaluate/flags", auth.TestsAssign, s.ofrepBulkEvaluate)
+
 	const k = "/api/admin/keys"
 	s.handle(http.MethodPost, k, auth.AdminKeys, s.createKey)
 	s.handle(http.MethodGet, k, auth.AdminKeys, s.listKeys)

@@ -85,6 +85,8 @@ func (c *Config) Validate() error {
 // registry is the store of test definitions (met by *registry.Store).
 type testRegistry interface {
 	Get(ctx context.Context, id string) (*experiment.Test, error)
+	// ByKey returns the test with a key (experiment.Test.Key).
+	ByKey(ctx context.Context, key string) (*experiment.Test, error)
 	List() []*experiment.Test
 	Create(ctx context.Context, t *experiment.Test) error
 	Update(ctx context.Context, id string, fn func(*experiment.Test) error) (*experiment.Test, error)

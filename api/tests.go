@@ -11,12 +11,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/registry"
 )
 
 // createTestRequest is the body of POST /tests. Pointers tell an omitted
 // optional field from a zero.
 type createTestRequest struct {
-	TestName         string               `json:"test_name"`
+	TestName string `json:"test_name"`
+	// Key is an optional unique name for OpenFeature clients.
+	Key              string               `json:"key"`
 	TestType         experiment.Type      `json:"test_type"`
 	Description      string               `json:"description"`
 	Variants         []experiment.Variant `json:"variants"`
@@ -47,6 +50,7 @@ func (s *Server) createTest(c echo.Context) error {
 	t := &experiment.Test{
 		ID:               uuid.NewString(),
 		Name:             strings.TrimSpace(req.TestName),
+		Key:              req.Key,
 		Type:             req.TestType,
 		Description:      req.Description,
 		Variants:         req.Variants,
@@ -85,6 +89,13 @@ func (s *Server) createTest(c echo.Context) error {
 		return err
 	}
 	if err := s.reg.Create(c.Request().Context(), t); err != nil {
+		var taken *registry.KeyTakenError
+		if errors.As(err, &taken) {
+			e := newError(http.StatusConflict, "key: %s is taken by test %s", taken.Key, taken.Holder)
+			e.body.Field = "key"
+			e.body.Detail = map[string]any{"test_id": taken.Holder}
+			return e
+		}
 		return unavailable("storing the test failed", err)
 	}
 	s.log.Info("test created", "experiment_id", t.ID, "test_type", t.Type, "variants", len(t.Variants))

@@ -96,12 +96,31 @@ type Variant struct {
 	Name              string         `json:"variant_name"`
 	Configuration     map[string]any `json:"configuration"`
 	TrafficPercentage float64        `json:"traffic_percentage"`
+	// Value is the variant's flag value for OpenFeature clients: a boolean,
+	// string, number or object, of one JSON type across a test's variants.
+	// Nil means Configuration is the value.
+	Value any `json:"value,omitempty"`
+}
+
+// FlagValue is the value an OpenFeature evaluation of the variant returns:
+// Value, or Configuration when no value is set.
+func (v Variant) FlagValue() any {
+	if v.Value != nil {
+		return v.Value
+	}
+	if v.Configuration == nil {
+		return map[string]any{}
+	}
+	return v.Configuration
 }
 
 // Test is an A/B test definition with its lifecycle state. It is stored as
 // JSON, so its field names are part of the API and of the stored format.
 type Test struct {
-	ID               string     `json:"test_id"`
+	ID string `json:"test_id"`
+	// Key is an optional human-readable name that is unique across tests
+	// (checkout-flow): OpenFeature clients evaluate a test by its key or id.
+	Key              string     `json:"key,omitempty"`
 	Name             string     `json:"test_name"`
 	Type             Type       `json:"test_type"`
 	Description      string     `json:"description,omitempty"`
@@ -161,6 +180,66 @@ func ValidID(s string) bool {
 		}
 	}
 	return true
+}
+
+// ValidKey reports whether s is a well-formed test key: 1 to MaxIDLength
+// letters, digits and "_", ".", "-", starting with a letter or digit. It is
+// stricter than ValidID so that a key is safe as a NATS KV key too.
+func ValidKey(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// valueKind names the JSON type of a variant's flag value, or "" for a
+// type a flag cannot have (null, an array).
+func valueKind(v any) string {
+	switch v.(type) {
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case map[string]any:
+		return "object"
+	}
+	return ""
+}
+
+// validateValues checks the variants' flag values: set on all variants or
+// on none, each a boolean, string, number or object, all of one type.
+func (t *Test) validateValues() error {
+	first := ""
+	for i, v := range t.Variants {
+		field := fmt.Sprintf("variants[%d].value", i)
+		if (v.Value != nil) != (t.Variants[0].Value != nil) {
+			return Invalid(field, "is set on some variants only: set a value on every variant or on none (then the configuration is the value)")
+		}
+		if v.Value == nil {
+			continue
+		}
+		kind := valueKind(v.Value)
+		switch {
+		case kind == "":
+			return Invalid(field, "must be a boolean, string, number or object")
+		case first == "":
+			first = kind
+		case kind != first:
+			return Invalid(field, "is a %s, but variants[0].value is a %s: a test's values have one type", kind, first)
+		}
+	}
+	return nil
 }
 
 // ValidateUserID checks a user id: 1 to MaxIDLength bytes of valid UTF-8
@@ -248,6 +327,12 @@ func (t *Test) Validate() error {
 	}
 	if !seen[t.ControlVariantID] {
 		return Invalid("control_variant_id", "must name one of the variants")
+	}
+	if t.Key != "" && !ValidKey(t.Key) {
+		return Invalid("key", "must be 1-%d characters of letters, digits and _ . - starting with a letter or digit", MaxIDLength)
+	}
+	if err := t.validateValues(); err != nil {
+		return err
 	}
 	if err := t.validateMetrics(); err != nil {
 		return err

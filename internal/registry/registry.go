@@ -5,6 +5,12 @@
 //
 // Writes are compare-and-set on the key's revision: two replicas starting and
 // stopping the same test at once cannot overwrite each other.
+//
+// A test's optional key (its human-readable name for OpenFeature clients)
+// is reserved in the same bucket, as the entry "key.KEY" whose value is the
+// test id, created before the test: two replicas creating tests with one
+// key at once cannot both succeed. Test ids are UUIDs, so no test id starts
+// with "key.".
 package registry
 
 import (
@@ -14,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -31,6 +38,7 @@ type Store struct {
 
 	mu    sync.RWMutex
 	tests map[string]entry
+	keys  map[string]string // test key -> test id
 
 	ready *kvwatch.Ready
 	// gen counts the changes applied, for cache keys of derived values.
@@ -44,7 +52,7 @@ type entry struct {
 
 // New returns a Store over kv. Call Run to keep it in sync.
 func New(kv jetstream.KeyValue, log *slog.Logger) *Store {
-	return &Store{kv: kv, log: log, tests: make(map[string]entry), ready: kvwatch.NewReady("the test registry")}
+	return &Store{kv: kv, log: log, tests: make(map[string]entry), keys: make(map[string]string), ready: kvwatch.NewReady("the test registry")}
 }
 
 // Run watches the bucket and applies every change to the in-memory copy until
@@ -54,9 +62,22 @@ func (s *Store) Run(ctx context.Context) error {
 	return kvwatch.Run(ctx, s.kv, s.log, s.apply, s.ready.Open)
 }
 
+// keyPrefix starts the bucket keys of test key reservations.
+const keyPrefix = "key."
+
 func (s *Store) apply(e jetstream.KeyValueEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if k, ok := strings.CutPrefix(e.Key(), keyPrefix); ok {
+		switch e.Operation() {
+		case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+			delete(s.keys, k)
+		default:
+			s.keys[k] = string(e.Value())
+		}
+		s.gen.Add(1)
+		return
+	}
 	cur, ok := s.tests[e.Key()]
 	if ok && cur.rev >= e.Revision() {
 		return
@@ -97,7 +118,7 @@ func (s *Store) Get(ctx context.Context, id string) (*experiment.Test, error) {
 	if ok {
 		return e.test, nil
 	}
-	if !experiment.ValidID(id) {
+	if !experiment.ValidID(id) || strings.HasPrefix(id, keyPrefix) {
 		return nil, experiment.ErrNotFound
 	}
 	kve, err := s.kv.Get(ctx, id)
@@ -118,6 +139,74 @@ func (s *Store) Get(ctx context.Context, id string) (*experiment.Test, error) {
 	return e.test, nil
 }
 
+// ByKey returns the test whose key is key. Like Get, it falls back to the
+// bucket for a key it has not seen yet.
+func (s *Store) ByKey(ctx context.Context, key string) (*experiment.Test, error) {
+	s.mu.RLock()
+	id, ok := s.keys[key]
+	s.mu.RUnlock()
+	if !ok {
+		if !experiment.ValidKey(key) {
+			return nil, experiment.ErrNotFound
+		}
+		kve, err := s.kv.Get(ctx, keyPrefix+key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, experiment.ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading test key %s: %w", key, err)
+		}
+		s.apply(kve)
+		id = string(kve.Value())
+	}
+	t, err := s.Get(ctx, id)
+	if err != nil || t.Key != key {
+		// A reservation whose test was never stored (a crash between the
+		// two writes) names no test.
+		return nil, experiment.ErrNotFound
+	}
+	return t, nil
+}
+
+// KeyTakenError reports that another test holds the key a new test asks for.
+type KeyTakenError struct {
+	Key, Holder string // the key and the id of the test that holds it
+}
+
+func (e *KeyTakenError) Error() string {
+	return fmt.Sprintf("key %s is taken by test %s", e.Key, e.Holder)
+}
+
+// reserveKey reserves t.Key for t. A reservation left by a test that was
+// never stored is taken over, with compare-and-set.
+func (s *Store) reserveKey(ctx context.Context, t *experiment.Test) error {
+	_, err := s.kv.Create(ctx, keyPrefix+t.Key, []byte(t.ID))
+	if err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+		if err != nil {
+			return fmt.Errorf("reserving key %s: %w", t.Key, err)
+		}
+		return nil
+	}
+	kve, err := s.kv.Get(ctx, keyPrefix+t.Key)
+	if err != nil {
+		return fmt.Errorf("reading key %s: %w", t.Key, err)
+	}
+	holder := string(kve.Value())
+	if _, err := s.Get(ctx, holder); !errors.Is(err, experiment.ErrNotFound) {
+		if err != nil {
+			return err
+		}
+		return &KeyTakenError{Key: t.Key, Holder: holder}
+	}
+	if _, err := s.kv.Update(ctx, keyPrefix+t.Key, []byte(t.ID), kve.Revision()); err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return s.reserveKey(ctx, t)
+		}
+		return fmt.Errorf("reserving key %s: %w", t.Key, err)
+	}
+	return nil
+}
+
 // List returns every test, newest first.
 func (s *Store) List() []*experiment.Test {
 	s.mu.RLock()
@@ -135,17 +224,33 @@ func (s *Store) List() []*experiment.Test {
 	return out
 }
 
-// Create stores a new test. It fails if the id exists.
+// Create stores a new test. It fails if the id exists, and with a
+// *KeyTakenError if another test holds its key.
 func (s *Store) Create(ctx context.Context, t *experiment.Test) error {
 	data, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encoding test %s: %w", t.ID, err)
 	}
+	if t.Key != "" {
+		if err := s.reserveKey(ctx, t); err != nil {
+			return err
+		}
+	}
 	rev, err := s.kv.Create(ctx, t.ID, data)
 	if err != nil {
+		if t.Key != "" {
+			// Best effort: a reservation left behind is taken over by
+			// the next test that asks for the key.
+			_ = s.kv.Delete(context.WithoutCancel(ctx), keyPrefix+t.Key)
+		}
 		return fmt.Errorf("storing test %s: %w", t.ID, err)
 	}
 	s.put(t, rev)
+	if t.Key != "" {
+		s.mu.Lock()
+		s.keys[t.Key] = t.ID
+		s.mu.Unlock()
+	}
 	return nil
 }
 

@@ -115,7 +115,7 @@ var (
 	// opaque payload for the client. It matches "variants" at the top of the
 	// body, as in a test definition; "**.variants[*].configuration" would
 	// match it at any depth.
-	DefaultExemptFields = []string{"variants[*].configuration"}
+	DefaultExemptFields = []string{"variants[*].configuration", "variants[*].value"}
 	// DefaultIdentifierFields treats "id", every key ending in "_id" and
 	// every path parameter as an identifier. Names ("test_name") are free
 	// text: they are shown to people and may hold any script.
