@@ -8,7 +8,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
@@ -48,32 +47,6 @@ type resultCols struct {
 	value                                      []float64
 	eventTime                                  []time.Time
 	streamSeq                                  []uint64
-}
-
-// Add decodes one message into the batch: one event, or every valid line
-// of a batch message. Its error is permanent: the message, or some of its
-// lines, are malformed or of an unknown subject; the valid lines are added
-// all the same.
-func (b *Batch) Add(m jetstream.Msg) error {
-	var seq uint64
-	if md, err := m.Metadata(); err == nil {
-		seq = md.Sequence.Stream
-	}
-	return b.add(m.Subject(), m.Data(), seq)
-}
-
-func (b *Batch) add(subject string, data []byte, seq uint64) error {
-	evs, poison, err := decodeMessage(subject, data)
-	if err != nil {
-		return err
-	}
-	for _, ev := range evs {
-		b.append(ev, seq)
-	}
-	if len(poison) > 0 {
-		return poison[0].err
-	}
-	return nil
 }
 
 // append adds the rows of one decoded event, from the message at stream
@@ -138,11 +111,6 @@ func (b *Batch) appendAttributes(a *eventv1.Assignment, seq uint64) {
 	c.eventID = append(c.eventID, a.EventID)
 	c.eventTime = append(c.eventTime, a.Timestamp.UTC())
 	c.streamSeq = append(c.streamSeq, seq)
-}
-
-// Rows returns the number of assignment and result rows in the batch.
-func (b *Batch) Rows() (assignments, results int) {
-	return len(b.assignments.testID), len(b.results.testID)
 }
 
 // Writer inserts batches into ClickHouse.
