@@ -50,10 +50,13 @@ func TestCachedStampede(t *testing.T) {
 			results[i], errs[i] = cached(t.Context(), c, LayerAnalysis, Key("report", "t1"), fn)
 		})
 	}
-	// Let the callers pile up on the cold key, then finish the one
-	// computation. Late callers hit the cache or the re-check in the
-	// flight: the count is 1 however they interleave.
-	time.Sleep(50 * time.Millisecond)
+	// Let the callers pile up on the cold key (each counts a miss before
+	// it joins the flight), then finish the one computation. Late callers
+	// hit the cache or the re-check in the flight: the count is 1 however
+	// they interleave.
+	eventually(t, 5*time.Second, "every caller missed", func() bool {
+		return c.Stats()[LayerAnalysis].Misses == callers
+	})
 	close(release)
 	wg.Wait()
 	if n := calls.Load(); n != 1 {
@@ -129,17 +132,18 @@ func TestCachedInvalidatedWhileComputing(t *testing.T) {
 
 func TestCachedContext(t *testing.T) {
 	c := newTestCache(t, Config{}, nil)
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() {
 		_, err := cached(ctx, c, LayerQuery, "slow", func(ctx context.Context) (int, error) {
+			close(started)
 			<-release
 			return 7, ctx.Err() // not canceled with the caller
 		})
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	<-started // the caller waits on the computation
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled caller got %v, want context.Canceled", err)
