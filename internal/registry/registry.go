@@ -35,6 +35,9 @@ type Store struct {
 	ready *kvwatch.Ready
 	// gen counts the changes applied, for cache keys of derived values.
 	gen atomic.Uint64
+	// applied, set by tests before Run, is called after each change from
+	// the watch is applied.
+	applied func()
 }
 
 type entry struct {
@@ -55,6 +58,9 @@ func (s *Store) Run(ctx context.Context) error {
 }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
+	if s.applied != nil {
+		defer s.applied() // after the unlock
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.tests[e.Key()]
