@@ -68,13 +68,14 @@ func newAuthFailures(reg prometheus.Registerer) *prometheus.CounterVec {
 	return c
 }
 
-// authenticate enforces the route table and the rate limits, in this order:
+// admit decides whether a request reaches its handler. It runs the route
+// table's checks in this order, each in its own function:
 //
 //  1. public routes pass, unlimited (health checks, metrics, the spec);
-//  2. identify: the API key is verified (never trusted unverified, so random
-//     keys cannot mint fresh rate-limit buckets); a request without a valid
-//     key is limited per client IP under the tighter auth-failure policy
-//     (429 once exceeded), then answered 401;
+//  2. authenticate: the API key is verified (never trusted unverified, so
+//     random keys cannot mint fresh rate-limit buckets); a request without
+//     a valid key is limited per client IP under the tighter auth-failure
+//     policy (429 once exceeded), then answered 401;
 //  3. rate limit: the key's global and route windows, times its
 //     rate_limit_multiplier (429 with Retry-After);
 //  4. authorize: a route needs a key granting its permission (403).
@@ -82,7 +83,7 @@ func newAuthFailures(reg prometheus.Registerer) *prometheus.CounterVec {
 // Every request, including one for a path or method that does not exist,
 // needs a valid key. With authentication disabled every request passes,
 // limited per client IP, and the response says so in a header.
-func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if s.cfg.AuthDisabled {
 			c.Response().Header().Set(HeaderWarning, devModeWarning)
@@ -92,38 +93,28 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if s.cfg.AuthDisabled {
-			if s.limits != nil {
-				if denied, err := s.limits.forIP(c, false); denied {
-					return err
-				}
+			if denied, err := s.limits.forIP(c); denied {
+				return err
 			}
 			return next(c)
 		}
-		k, reason, msg := s.identify(c.Request())
+		k, reason, msg := s.authenticate(c.Request())
 		if k == nil {
-			if s.limits != nil {
-				if denied, err := s.limits.forIP(c, true); denied {
-					s.authFailures.WithLabelValues(reason).Inc()
-					return err
-				}
+			if denied, err := s.limits.forAuthFailure(c); denied {
+				s.authFailures.WithLabelValues(reason).Inc()
+				return err
 			}
 			return s.unauthorized(c, reason, msg)
 		}
-		if s.limits != nil {
-			if denied, err := s.limits.forKey(c, k); denied {
-				return err
-			}
+		if denied, err := s.limits.forKey(c, k); denied {
+			return err
 		}
 		if !declared {
 			// Echo's own 404, 405 and OPTIONS answers: no permission to check.
 			return next(c)
 		}
-		if !k.Allows(perm) {
-			s.authFailures.WithLabelValues("forbidden").Inc()
-			s.log.Debug("request forbidden", "route", c.Path(), "key_id", k.ID, "permission", perm)
-			e := newError(http.StatusForbidden, "API key lacks permission %s", perm)
-			e.body.Detail = map[string]any{"permission": perm}
-			return e
+		if err := s.authorize(c, k, perm); err != nil {
+			return err
 		}
 		if perm == auth.AdminKeys || perm == auth.AdminCache {
 			// For the audit log and the escalation check; only here, as Set allocates.
@@ -134,9 +125,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// identify verifies the request's API key. Without a valid one it returns
-// the failure's reason (a metric label) and message.
-func (s *Server) identify(r *http.Request) (k *auth.Key, reason, msg string) {
+// authenticate verifies the request's API key. Without a valid one it
+// returns the failure's reason (a metric label) and message.
+func (s *Server) authenticate(r *http.Request) (k *auth.Key, reason, msg string) {
 	raw, ok := requestKey(r)
 	if !ok {
 		return nil, "missing", "missing API key: send it in the X-API-Key header or as Authorization: Bearer <key>"
@@ -153,6 +144,18 @@ func (s *Server) identify(r *http.Request) (k *auth.Key, reason, msg string) {
 		return nil, "unknown", "invalid API key"
 	}
 	return k, "", ""
+}
+
+// authorize answers 403 unless key k grants perm.
+func (s *Server) authorize(c echo.Context, k *auth.Key, perm auth.Permission) error {
+	if k.Allows(perm) {
+		return nil
+	}
+	s.authFailures.WithLabelValues("forbidden").Inc()
+	s.log.Debug("request forbidden", "route", c.Path(), "key_id", k.ID, "permission", perm)
+	e := newError(http.StatusForbidden, "API key lacks permission %s", perm)
+	e.body.Detail = map[string]any{"permission": perm}
+	return e
 }
 
 // Echo context keys of the caller's key id and key on admin routes.

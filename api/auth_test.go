@@ -439,8 +439,9 @@ func TestKeyEndpoints(t *testing.T) {
 	}
 }
 
-// BenchmarkAuthenticate measures the middleware on a protected route: header,
-// parse, digest, lookup, expiry and permission, without the handler.
+// BenchmarkAuthenticate measures the admit middleware on a protected route
+// without a limiter: header, parse, digest, lookup, expiry and permission,
+// without the handler.
 func BenchmarkAuthenticate(b *testing.B) {
 	ns := eventbustest.RunServer(b)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -479,7 +480,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	req.Header.Set(HeaderAPIKey, plain)
 	c := s.e.NewContext(req, httptest.NewRecorder())
 	c.SetPath("/api/ab-testing/tests/:test_id/assign")
-	h := s.authenticate(func(echo.Context) error { return nil })
+	h := s.admit(func(echo.Context) error { return nil })
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := h(c); err != nil {

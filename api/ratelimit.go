@@ -137,20 +137,32 @@ func (lim *limits) plan(c echo.Context) *ratelimit.Plan {
 	return lim.fallback
 }
 
-// forKey checks a request of a verified key under its route's plan.
+// forKey checks a request of a verified key under its route's plan. With
+// no limits (lim nil) every request passes, as in forIP and
+// forAuthFailure.
 func (lim *limits) forKey(c echo.Context, k *auth.Key) (denied bool, err error) {
+	if lim == nil {
+		return false, nil
+	}
 	return lim.check(c, lim.l, lim.plan(c), "key:"+k.LimitID(), k.RateLimitMultiplier)
 }
 
-// forIP checks a request known only by its client IP: under the
-// auth-failure plan when it failed authentication, else (development
-// mode) under its route's plan.
-func (lim *limits) forIP(c echo.Context, authFailed bool) (denied bool, err error) {
-	p := lim.plan(c)
-	if authFailed {
-		p = lim.authFail
+// forIP checks a request known only by its client IP (development mode,
+// authentication disabled) under its route's plan.
+func (lim *limits) forIP(c echo.Context) (denied bool, err error) {
+	if lim == nil {
+		return false, nil
 	}
-	return lim.check(c, lim.ipl, p, clientIP(c), 1)
+	return lim.check(c, lim.ipl, lim.plan(c), clientIP(c), 1)
+}
+
+// forAuthFailure checks a request that failed authentication, by its
+// client IP, under the auth-failure plan.
+func (lim *limits) forAuthFailure(c echo.Context) (denied bool, err error) {
+	if lim == nil {
+		return false, nil
+	}
+	return lim.check(c, lim.ipl, lim.authFail, clientIP(c), 1)
 }
 
 // check decides the request of client under plan p with l and sets the

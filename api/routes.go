@@ -10,11 +10,11 @@ import (
 )
 
 // routes is the route table: every endpoint of the API, in one place, with
-// the permission an API key needs to call it (see authenticate; the README
+// the permission an API key needs to call it (see admit; the README
 // lists them). Middleware runs in the seed's order, CORS, input validation,
-// rate limiting, authentication, with two refinements: authenticate
-// verifies the key before it applies the limits, which are per verified
-// key; and the body is validated after authentication (validateBody), so
+// rate limiting, authentication, with two refinements: admit
+// authenticates the key before it applies the limits, which are per
+// verified key; and the body is validated after authentication (validateBody), so
 // that anonymous clients cannot make the server read and scan bodies. schemas/openapi.yaml describes each of them; tests keep the
 // two in step, and New fails on a route added without s.handle.
 func (s *Server) routes() {
@@ -22,7 +22,7 @@ func (s *Server) routes() {
 	if len(s.cfg.CORSOrigins) > 0 {
 		s.e.Use(cors(s.cfg.CORSOrigins))
 	}
-	s.e.Use(s.validateInput, s.authenticate, s.validateBody)
+	s.e.Use(s.validateInput, s.admit, s.validateBody)
 
 	s.handle(http.MethodGet, "/healthz", auth.Public, s.healthz)
 	s.handle(http.MethodGet, "/readyz", auth.Public, s.readyz)

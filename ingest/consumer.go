@@ -362,7 +362,11 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg, delay time
 		log.Info("skipped redelivered events already in ClickHouse", "events", skipped)
 	}
 	c.metrics.events.Add(float64(inserted))
-	c.metrics.batchSize.Observe(float64(inserted))
+	if inserted > 0 {
+		// Per insert: a fetch of only poison or already stored events
+		// inserts nothing.
+		c.metrics.batchSize.Observe(float64(inserted))
+	}
 	return nil
 }
 

@@ -3,11 +3,9 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -30,71 +28,6 @@ func TestMain(m *testing.M) {
 		// The connection pool of chdbtest's shared admin connection lives as long as the binary.
 		goleak.IgnoreTopFunction("github.com/ClickHouse/clickhouse-go/v2.(*connPool).runDrainPool"),
 	)
-}
-
-func TestBatchAdd(t *testing.T) {
-	asg, err := os.ReadFile("../schemas/eventv1/testdata/assignment.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := os.ReadFile("../schemas/eventv1/testdata/result.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name          string
-		subject       string
-		data          string
-		wantPermanent bool
-	}{
-		{"assignment sample", eventv1.SubjectAssignment, string(asg), false},
-		{"result sample", eventv1.SubjectResult, string(res), false},
-		{"not json", eventv1.SubjectResult, "{", true},
-		{"result on assignment subject", eventv1.SubjectAssignment, string(res), false},
-		{"assignment on result subject", eventv1.SubjectResult, string(asg), true},
-		{"missing user", eventv1.SubjectResult, `{"event_id":"e","test_id":"t","variant_id":"v","metrics":{"m":1},"timestamp":"2026-01-01T00:00:00Z"}`, true},
-		{"unknown subject", "ab.other.v1", string(res), true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var b Batch
-			err := b.add(tt.subject, []byte(tt.data), 7)
-			var pe *permanentError
-			if got := errors.As(err, &pe); got != tt.wantPermanent {
-				t.Fatalf("add(%s) = %v, want permanent error %v", tt.subject, err, tt.wantPermanent)
-			}
-		})
-	}
-	var b Batch
-	if err := b.add(eventv1.SubjectResult, res, 9); err != nil {
-		t.Fatal(err)
-	}
-	a, r := b.Rows()
-	if a != 0 || r != 2 {
-		t.Errorf("Rows() = %d, %d, want 0 assignments and 2 result rows (one per metric)", a, r)
-	}
-	if b.results.streamSeq[0] != 9 || b.results.userID[0] != "user-42" {
-		t.Errorf("result columns = %+v", b.results)
-	}
-}
-
-func BenchmarkBatchAdd(b *testing.B) {
-	res, err := os.ReadFile("../schemas/eventv1/testdata/result.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	var batch Batch
-	i := 0
-	for b.Loop() {
-		if i%10000 == 0 {
-			batch = Batch{}
-		}
-		i++
-		if err := batch.add(eventv1.SubjectResult, res, uint64(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 type env struct {
@@ -449,7 +382,7 @@ func BenchmarkWriterInsert(b *testing.B) {
 		batch.append(event{result: &eventv1.Result{EventID: fmt.Sprintf("e%d", i), TestID: "bench", UserID: fmt.Sprintf("u%d", i%1000),
 			VariantID: "b", Metrics: map[string]float64{"revenue": float64(i), "conversion": 1}, Timestamp: ts}}, uint64(i))
 	}
-	_, rows := batch.Rows()
+	rows := len(batch.results.testID)
 	b.ResetTimer()
 	for b.Loop() {
 		if err := w.Write(b.Context(), &batch); err != nil {
@@ -523,7 +456,11 @@ func crashThenRecover(t *testing.T, e *env, c *Consumer, msgs int) *Consumer {
 	i := 0
 	for m := range batch.Messages() {
 		if i%2 == 0 {
-			if err := b.Add(m); err != nil {
+			md, err := m.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := addMessage(&b, m.Subject(), m.Data(), md.Sequence.Stream); err != nil {
 				t.Fatal(err)
 			}
 		}

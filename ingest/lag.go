@@ -69,8 +69,7 @@ func (c *Consumer) measureLag(ctx context.Context, cons jetstream.Consumer) {
 		}
 	}
 	l.OldestAgeSeconds = l.OldestAge.Seconds()
-	c.metrics.pending.Set(float64(l.Pending))
-	c.metrics.ackPending.Set(float64(l.AckPending))
+	c.metrics.setPending(l.Pending, l.AckPending)
 	c.metrics.lag.Set(l.OldestAgeSeconds)
 	c.lag.mu.Lock()
 	c.lag.lag, c.lag.ok = l, true

@@ -167,6 +167,12 @@ type Store struct {
 	byID     map[string]*entry
 
 	ready *kvwatch.Ready
+
+	// Set by tests before Run, in place of waiting: flushTicks drives the
+	// last_used_at write-behind instead of a LastUsedInterval ticker, and
+	// applied is called after each change from the watch is applied.
+	flushTicks <-chan time.Time
+	applied    func()
 }
 
 // NewStore returns a Store over kv. Call Run to load and watch the bucket.
@@ -253,6 +259,9 @@ func (s *Store) Ready() bool { return s.ready.IsOpen() }
 func (s *Store) Hash() string { return s.hash.name() }
 
 func (s *Store) apply(kve jetstream.KeyValueEntry) {
+	if s.applied != nil {
+		defer s.applied()
+	}
 	id := kve.Key()
 	if !validID(id) {
 		return
@@ -587,8 +596,12 @@ func rotatable(k *Key, now time.Time) error {
 }
 
 func (s *Store) flushLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.LastUsedInterval)
-	defer t.Stop()
+	ticks := s.flushTicks
+	if ticks == nil {
+		t := time.NewTicker(s.cfg.LastUsedInterval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -596,7 +609,7 @@ func (s *Store) flushLoop(ctx context.Context) {
 			s.flushLastUsed(fctx)
 			cancel()
 			return
-		case <-t.C:
+		case <-ticks:
 			s.flushLastUsed(ctx)
 		}
 	}

@@ -39,8 +39,9 @@ type clock struct{ off atomic.Int64 }
 func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
-// startStore runs a Store over kv until the test ends.
-func startStore(t *testing.T, kv jetstream.KeyValue, cfg Config, log *slog.Logger) (*Store, *clock) {
+// startStore runs a Store over kv until the test ends; setup runs before
+// Run (to set the test hooks).
+func startStore(t *testing.T, kv jetstream.KeyValue, cfg Config, log *slog.Logger, setup ...func(*Store)) (*Store, *clock) {
 	t.Helper()
 	if log == nil {
 		log = discard()
@@ -51,6 +52,9 @@ func startStore(t *testing.T, kv jetstream.KeyValue, cfg Config, log *slog.Logge
 	}
 	c := &clock{}
 	s.now = c.now
+	for _, f := range setup {
+		f(s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -245,32 +249,48 @@ func TestStaticKey(t *testing.T) {
 // second.
 func TestCrossReplica(t *testing.T) {
 	srv := eventbustest.RunServer(t)
-	a, _ := startStore(t, keysKV(t, srv.ClientURL()), Config{}, nil)
-	b, _ := startStore(t, keysKV(t, srv.ClientURL()), Config{}, nil)
+	// applied signals each change a replica applies from its watch.
+	notify := func(ch chan struct{}) func(*Store) {
+		return func(s *Store) {
+			s.applied = func() {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	appliedA, appliedB := make(chan struct{}, 1), make(chan struct{}, 1)
+	a, _ := startStore(t, keysKV(t, srv.ClientURL()), Config{}, nil, notify(appliedA))
+	b, _ := startStore(t, keysKV(t, srv.ClientURL()), Config{}, nil, notify(appliedB))
 
-	within := func(what string, cond func() bool) {
+	// within checks cond after each change the replica applies, for up
+	// to a second.
+	within := func(what string, applied <-chan struct{}, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(time.Second)
+		deadline := time.NewTimer(time.Second)
+		defer deadline.Stop()
 		for !cond() {
-			if time.Now().After(deadline) {
+			select {
+			case <-applied:
+			case <-deadline.C:
 				t.Fatalf("%s: not seen on the other replica within 1s", what)
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	k, plain := mustCreate(t, a, NewKey{UserID: "u1", Permissions: []string{"*"}})
-	within("create", func() bool { _, err := b.Verify(plain); return err == nil })
+	within("create", appliedB, func() bool { _, err := b.Verify(plain); return err == nil })
 	if _, err := a.Revoke(t.Context(), k.ID); err != nil {
 		t.Fatal(err)
 	}
-	within("revoke", func() bool { _, err := b.Verify(plain); return errors.Is(err, ErrRevoked) })
+	within("revoke", appliedB, func() bool { _, err := b.Verify(plain); return errors.Is(err, ErrRevoked) })
 
 	k2, plain2 := mustCreate(t, b, NewKey{UserID: "u2", Permissions: []string{"*"}})
-	within("create on b", func() bool { _, err := a.Verify(plain2); return err == nil })
+	within("create on b", appliedA, func() bool { _, err := a.Verify(plain2); return err == nil })
 	if _, _, _, err := a.Rotate(t.Context(), k2.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	within("rotate", func() bool { _, err := b.Verify(plain2); return errors.Is(err, ErrExpired) })
+	within("rotate", appliedB, func() bool { _, err := b.Verify(plain2); return errors.Is(err, ErrExpired) })
 	if got, err := b.Get(t.Context(), k2.ID); err != nil || got.RotatedTo == "" {
 		t.Errorf("b.Get(rotated) = %+v, %v: want rotated_to set", got, err)
 	}
@@ -298,7 +318,13 @@ func TestSurvivesRestart(t *testing.T) {
 
 func TestLastUsedWriteBehind(t *testing.T) {
 	kv := keysKV(t, eventbustest.RunServer(t).ClientURL())
-	s, _ := startStore(t, kv, Config{LastUsedInterval: 100 * time.Millisecond}, nil)
+	// The test drives the write-behind rounds. flushLoop takes the next
+	// tick only after the round in hand has finished, so each send on the
+	// unbuffered channel returns once the round before it is done.
+	ticks := make(chan time.Time)
+	round := func() { ticks <- time.Now() }
+	s, _ := startStore(t, kv, Config{LastUsedInterval: 100 * time.Millisecond}, nil,
+		func(s *Store) { s.flushTicks = ticks })
 	k, plain := mustCreate(t, s, NewKey{UserID: "u1", Permissions: []string{"*"}})
 	if k.LastUsedAt != nil {
 		t.Fatalf("new key has last_used_at %v", k.LastUsedAt)
@@ -309,27 +335,24 @@ func TestLastUsedWriteBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	round()
+	round() // the first round has written
 	var stored record
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		e, err := kv.Get(t.Context(), k.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		json.Unmarshal(e.Value(), &stored)
-		if stored.LastUsedAt != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("last_used_at not written within 2s")
-		}
-		time.Sleep(20 * time.Millisecond)
+	e, err := kv.Get(t.Context(), k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(e.Value(), &stored)
+	if stored.LastUsedAt == nil {
+		t.Fatal("last_used_at not written by the first write-behind round")
 	}
 	if d := stored.LastUsedAt.Sub(used); d < -time.Second || d > time.Second {
 		t.Errorf("stored last_used_at = %v, want about %v", stored.LastUsedAt, used)
 	}
 	// 1,000 verifications and a few idle rounds make one write, not 1,000.
-	time.Sleep(400 * time.Millisecond)
+	round()
+	round()
+	round() // the second to fourth rounds are done
 	hist, err := kv.History(t.Context(), k.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ func (c *Cache) Get(layer, key string) ([]byte, bool) {
 // Set stores value under key in layer, evicting the layer's oldest entry
 // when it is full; a value larger than a shard is refused with ErrTooLarge. A value read from a source before an invalidation and
 // set after it stays until its TTL: to cache a computed value safely, use
-// Cached, which checks for invalidations in between.
+// CachedCodec, which checks for invalidations in between.
 func (c *Cache) Set(layer, key string, value []byte) error {
 	l, err := c.layer(layer)
 	if err != nil {
@@ -142,7 +142,7 @@ func (c *Cache) clearLocal() {
 type LayerStats struct {
 	Entries    int `json:"entries"`
 	MaxEntries int `json:"max_entries"`
-	// Hits and Misses count Get calls (Cached included) since New; an
+	// Hits and Misses count Get calls (CachedCodec included) since New; an
 	// expired entry is a miss.
 	Hits    uint64  `json:"hits"`
 	Misses  uint64  `json:"misses"`

@@ -15,19 +15,6 @@ type Codec[T any] interface {
 	Unmarshal(data []byte) (T, error)
 }
 
-// JSON is the Codec of Cached.
-type JSON[T any] struct{}
-
-// Marshal encodes v as JSON.
-func (JSON[T]) Marshal(v T) ([]byte, error) { return json.Marshal(v) }
-
-// Unmarshal decodes JSON into a new T.
-func (JSON[T]) Unmarshal(data []byte) (T, error) {
-	var v T
-	err := json.Unmarshal(data, &v)
-	return v, err
-}
-
 // Bytes is the Codec of []byte values, stored as they are.
 type Bytes struct{}
 
@@ -37,14 +24,10 @@ func (Bytes) Marshal(v []byte) ([]byte, error) { return v, nil }
 // Unmarshal returns data (already a copy owned by the caller).
 func (Bytes) Unmarshal(data []byte) ([]byte, error) { return data, nil }
 
-// Cached returns the value cached under key in layer, or computes it with
-// fn, caches it as JSON and returns it: the seed's @cached decorator (build
-// key from the function's arguments with Key). See CachedCodec.
-func Cached[T any](ctx context.Context, c *Cache, layer, key string, fn func(context.Context) (T, error)) (T, error) {
-	return CachedCodec(ctx, c, layer, key, JSON[T]{}, fn)
-}
-
-// CachedCodec is Cached with a chosen codec.
+// CachedCodec returns the value cached under key in layer, or computes it
+// with fn, caches it through codec and returns it: the seed's @cached
+// decorator (build key from the function's arguments with Key). Callers
+// that hold their values as bytes (JSON answers) use Bytes.
 //
 // At most one fn runs per layer and key at a time on this replica: callers
 // that miss while it runs wait for its result (singleflight), and each

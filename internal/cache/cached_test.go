@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,23 @@ import (
 type report struct {
 	TestID string  `json:"test_id"`
 	Lift   float64 `json:"lift"`
+}
+
+// jsonCodec stores values of T as JSON, so that the tests can check
+// CachedCodec with typed values; the API caches bytes (Bytes).
+type jsonCodec[T any] struct{}
+
+func (jsonCodec[T]) Marshal(v T) ([]byte, error) { return json.Marshal(v) }
+
+func (jsonCodec[T]) Unmarshal(data []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(data, &v)
+	return v, err
+}
+
+// cached is CachedCodec with jsonCodec.
+func cached[T any](ctx context.Context, c *Cache, layer, key string, fn func(context.Context) (T, error)) (T, error) {
+	return CachedCodec(ctx, c, layer, key, jsonCodec[T]{}, fn)
 }
 
 func TestCachedStampede(t *testing.T) {
@@ -29,13 +47,16 @@ func TestCachedStampede(t *testing.T) {
 	errs := make([]error, callers)
 	for i := range callers {
 		wg.Go(func() {
-			results[i], errs[i] = Cached(t.Context(), c, LayerAnalysis, Key("report", "t1"), fn)
+			results[i], errs[i] = cached(t.Context(), c, LayerAnalysis, Key("report", "t1"), fn)
 		})
 	}
-	// Let the callers pile up on the cold key, then finish the one
-	// computation. Late callers hit the cache or the re-check in the
-	// flight: the count is 1 however they interleave.
-	time.Sleep(50 * time.Millisecond)
+	// Let the callers pile up on the cold key (each counts a miss before
+	// it joins the flight), then finish the one computation. Late callers
+	// hit the cache or the re-check in the flight: the count is 1 however
+	// they interleave.
+	eventually(t, 5*time.Second, "every caller missed", func() bool {
+		return c.Stats()[LayerAnalysis].Misses == callers
+	})
 	close(release)
 	wg.Wait()
 	if n := calls.Load(); n != 1 {
@@ -47,7 +68,7 @@ func TestCachedStampede(t *testing.T) {
 		}
 	}
 	// Now it is cached.
-	if _, err := Cached(t.Context(), c, LayerAnalysis, Key("report", "t1"), fn); err != nil || calls.Load() != 1 {
+	if _, err := cached(t.Context(), c, LayerAnalysis, Key("report", "t1"), fn); err != nil || calls.Load() != 1 {
 		t.Errorf("warm call: err %v, fn ran %d times, want 1", err, calls.Load())
 	}
 }
@@ -63,17 +84,17 @@ func TestCachedErrorsNotCached(t *testing.T) {
 		}
 		return 42, nil
 	}
-	if _, err := Cached(t.Context(), c, LayerGeneral, "k", fn); !errors.Is(err, boom) {
+	if _, err := cached(t.Context(), c, LayerGeneral, "k", fn); !errors.Is(err, boom) {
 		t.Fatalf("first call: %v, want boom", err)
 	}
 	if e := c.Stats()[LayerGeneral].Entries; e != 0 {
 		t.Errorf("an error left %d entries", e)
 	}
-	v, err := Cached(t.Context(), c, LayerGeneral, "k", fn)
+	v, err := cached(t.Context(), c, LayerGeneral, "k", fn)
 	if err != nil || v != 42 {
 		t.Fatalf("second call = %d, %v, want 42", v, err)
 	}
-	v, err = Cached(t.Context(), c, LayerGeneral, "k", fn)
+	v, err = cached(t.Context(), c, LayerGeneral, "k", fn)
 	if err != nil || v != 42 || calls != 2 {
 		t.Errorf("third call = %d, %v after %d computations, want 42 from the cache after 2", v, err, calls)
 	}
@@ -93,14 +114,14 @@ func TestCachedInvalidatedWhileComputing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newTestCache(t, Config{}, nil)
-			v, err := Cached(t.Context(), c, LayerTests, "t1", func(context.Context) (string, error) {
+			v, err := cached(t.Context(), c, LayerTests, "t1", func(context.Context) (string, error) {
 				if err := tt.invalidate(c); err != nil {
 					return "", err
 				}
 				return "old definition", nil
 			})
 			if err != nil || v != "old definition" {
-				t.Fatalf("Cached = %q, %v", v, err)
+				t.Fatalf("CachedCodec = %q, %v", v, err)
 			}
 			if _, ok := c.Get(LayerTests, "t1"); ok {
 				t.Error("a value computed across an invalidation was cached")
@@ -111,17 +132,18 @@ func TestCachedInvalidatedWhileComputing(t *testing.T) {
 
 func TestCachedContext(t *testing.T) {
 	c := newTestCache(t, Config{}, nil)
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() {
-		_, err := Cached(ctx, c, LayerQuery, "slow", func(ctx context.Context) (int, error) {
+		_, err := cached(ctx, c, LayerQuery, "slow", func(ctx context.Context) (int, error) {
+			close(started)
 			<-release
 			return 7, ctx.Err() // not canceled with the caller
 		})
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	<-started // the caller waits on the computation
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled caller got %v, want context.Canceled", err)

@@ -36,7 +36,7 @@ type LayerConfig struct {
 	// MaxMB divided by the layer's shard count (see shardsFor).
 	MaxMB int
 	// Disabled turns the layer off: Get misses, Set does nothing and
-	// Cached always computes.
+	// CachedCodec always computes.
 	Disabled bool
 }
 

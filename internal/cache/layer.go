@@ -35,7 +35,7 @@ type layer struct {
 	prefix atomic.Pointer[string]
 	gen    atomic.Uint64
 	// epoch is bumped by every invalidation of the layer (a key or all),
-	// before the entries go. Cached stores a computed value only if the
+	// before the entries go. CachedCodec stores a computed value only if the
 	// epoch it read before computing is still current.
 	epoch atomic.Uint64
 

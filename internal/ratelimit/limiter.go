@@ -133,6 +133,10 @@ type Limiter struct {
 	evicted   atomic.Uint64
 	forced    atomic.Uint64
 	fallbacks atomic.Uint64
+
+	// sweepTicks, set by tests before Run, drives the sweeps instead of a
+	// SweepInterval ticker.
+	sweepTicks <-chan time.Time
 }
 
 type shard struct {
@@ -357,13 +361,17 @@ func (l *Limiter) Sweep() {
 // then returns nil. Without Run, idle clients are still dropped as new
 // ones arrive, but memory is not returned when traffic stops.
 func (l *Limiter) Run(ctx context.Context) error {
-	t := time.NewTicker(l.cfg.SweepInterval)
-	defer t.Stop()
+	ticks := l.sweepTicks
+	if ticks == nil {
+		t := time.NewTicker(l.cfg.SweepInterval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-ticks:
 			l.Sweep()
 		}
 	}

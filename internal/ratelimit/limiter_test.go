@@ -306,16 +306,18 @@ func TestRunSweeps(t *testing.T) {
 	for i := range 100 {
 		l.Allow(t.Context(), p, strconv.Itoa(i), 1)
 	}
+	// The test ticks: Run takes the next tick only after the sweep in
+	// hand, so the second send returns once the first sweep is done.
+	ticks := make(chan time.Time)
+	l.sweepTicks = ticks
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
 	c.Advance(6 * time.Second) // one request's interval: everyone is full
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Stats().Entries != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("Run left %d idle clients after 5s", l.Stats().Entries)
-		}
-		time.Sleep(time.Millisecond)
+	ticks <- c.Now()
+	ticks <- c.Now()
+	if n := l.Stats().Entries; n != 0 {
+		t.Fatalf("Run left %d idle clients after a sweep", n)
 	}
 	cancel()
 	if err := <-done; err != nil {

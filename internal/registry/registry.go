@@ -43,6 +43,9 @@ type Store struct {
 	ready *kvwatch.Ready
 	// gen counts the changes applied, for cache keys of derived values.
 	gen atomic.Uint64
+	// applied, set by tests before Run, is called after each change from
+	// the watch is applied.
+	applied func()
 }
 
 type entry struct {
@@ -66,6 +69,9 @@ func (s *Store) Run(ctx context.Context) error {
 const keyPrefix = "key."
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
+	if s.applied != nil {
+		defer s.applied() // after the unlock
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k, ok := strings.CutPrefix(e.Key(), keyPrefix); ok {

@@ -17,7 +17,9 @@ import (
 	"github.com/abacus-ab/abacus/internal/eventbus/eventbustest"
 )
 
-func newStore(t *testing.T, url string) (*Store, jetstream.KeyValue) {
+// newStore runs a Store on a connection of its own to url until the test
+// ends; setup runs before Run (to set the test hook).
+func newStore(t *testing.T, url string, setup ...func(*Store)) (*Store, jetstream.KeyValue) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	kv, err := eventbustest.ConnectURL(t, url).KV(t.Context(), eventbus.BucketTests)
@@ -25,6 +27,9 @@ func newStore(t *testing.T, url string) (*Store, jetstream.KeyValue) {
 		t.Fatal(err)
 	}
 	s := New(kv, log)
+	for _, f := range setup {
+		f(s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -48,7 +53,15 @@ func def(id string) *experiment.Test {
 func TestReplicasSeeEachOther(t *testing.T) {
 	srv := eventbustest.RunServer(t)
 	a, _ := newStore(t, srv.ClientURL())
-	b, _ := newStore(t, srv.ClientURL())
+	applied := make(chan struct{}, 1) // a change b applied from its watch
+	b, _ := newStore(t, srv.ClientURL(), func(s *Store) {
+		s.applied = func() {
+			select {
+			case applied <- struct{}{}:
+			default:
+			}
+		}
+	})
 
 	if err := a.Create(t.Context(), def("t1")); err != nil {
 		t.Fatal(err)
@@ -65,7 +78,8 @@ func TestReplicasSeeEachOther(t *testing.T) {
 	if _, err := a.Update(t.Context(), "t1", func(x *experiment.Test) error { return x.Start(time.Now()) }); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Second)
+	deadline := time.NewTimer(time.Second)
+	defer deadline.Stop()
 	for {
 		got, _ := b.Get(t.Context(), "t1")
 		if got != nil && got.Status == experiment.StatusRunning {
@@ -74,10 +88,11 @@ func TestReplicasSeeEachOther(t *testing.T) {
 			}
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-applied: // check again
+		case <-deadline.C:
 			t.Fatalf("replica b still sees %v a second after the start on a", got.Status)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if n := len(b.List()); n != 1 {
 		t.Errorf("b.List() has %d tests, want 1", n)

@@ -33,8 +33,6 @@ const (
 	// dead-letters each invalid one on its own.
 	SubjectAssignmentBatch = "ab.assignment.batch.v1"
 	SubjectResultBatch     = "ab.result.batch.v1"
-	// SubjectAll matches every event subject of the stream.
-	SubjectAll = "ab.>"
 	// ConsumerIngest is the durable pull consumer that stores events in ClickHouse.
 	ConsumerIngest = "ingest-clickhouse"
 

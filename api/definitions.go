@@ -33,7 +33,7 @@ type createTestRequest struct {
 	Metrics            []experiment.Metric `json:"metrics"`
 	MultipleComparison string              `json:"multiple_comparison"`
 
-	// Options beyond the fixed-horizon analysis (experiment/beyond.go).
+	// Analysis options (experiment/options.go).
 	AnalysisMethod    string               `json:"analysis_method"`
 	SequentialTuningN *int64               `json:"sequential_tuning_n"`
 	Bayesian          *experiment.Bayesian `json:"bayesian"`

@@ -14,8 +14,8 @@ import (
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
 
-// beyondCreate is validCreate with every option of issue 5.
-const beyondCreate = `{
+// optionsCreate is validCreate with every analysis option (issue 5).
+const optionsCreate = `{
   "test_name": "Checkout flow",
   "test_type": "workflow",
   "variants": [
@@ -35,16 +35,16 @@ const beyondCreate = `{
   "segments": ["platform", "country"]
 }`
 
-// TestCreateBeyondOptions checks that every new definition field is
+// TestCreateAnalysisOptions checks that every new definition field is
 // validated with a 400 naming the field, and that a valid definition is
 // stored with its defaults and comes back unchanged from GET.
-func TestCreateBeyondOptions(t *testing.T) {
+func TestCreateAnalysisOptions(t *testing.T) {
 	h := newHarness(t, Config{MaxBodyBytes: 8192})
 	mutate := func(from, to string) string {
-		if !strings.Contains(beyondCreate, from) {
+		if !strings.Contains(optionsCreate, from) {
 			t.Fatalf("test bug: %q not in the body", from)
 		}
-		return strings.Replace(beyondCreate, from, to, 1)
+		return strings.Replace(optionsCreate, from, to, 1)
 	}
 	tests := []struct {
 		name      string
@@ -52,7 +52,7 @@ func TestCreateBeyondOptions(t *testing.T) {
 		wantCode  int
 		wantField string
 	}{
-		{name: "valid", body: beyondCreate, wantCode: 201},
+		{name: "valid", body: optionsCreate, wantCode: 201},
 		{name: "flat prior", body: mutate(`{"mean": 0, "sd": 0.3}`, `"flat"`), wantCode: 201},
 		{name: "absolute margin", body: mutate(`"non_inferiority_margin": 0.02`, `"non_inferiority_margin": 5, "non_inferiority_margin_type": "absolute"`), wantCode: 201},
 		{name: "unknown method", body: mutate(`"sequential",`, `"bandit",`), wantCode: 400, wantField: "analysis_method"},

@@ -62,18 +62,3 @@ func TestConsumerStoresAttributesAndCovariates(t *testing.T) {
 		t.Errorf("covariate of r10 = %v in %q, want 5 in control", cov, variant)
 	}
 }
-
-func TestBatchAddOptionalData(t *testing.T) {
-	var b Batch
-	if err := b.add(eventv1.SubjectResult, []byte(`{"event_id": "e", "test_id": "t", "user_id": "u", "variant_id": "v",
-		"metrics": {"m": 1, "n": 2}, "covariates": {"m": 0.5}, "timestamp": "2026-11-26T00:00:00Z"}`), 7); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.add(eventv1.SubjectResult, []byte(`{"event_id": "e", "test_id": "t", "user_id": "u", "variant_id": "v",
-		"metrics": {"m": 1}, "covariates": {"x": 0.5}, "timestamp": "2026-11-26T00:00:00Z"}`), 8); err == nil {
-		t.Errorf("a covariate of no metric was accepted")
-	}
-	if got := len(b.covariates.testID); got != 1 || b.covariates.covariate[0] != 0.5 || b.covariates.streamSeq[0] != 7 {
-		t.Errorf("covariate rows = %+v, want one row 0.5 at seq 7", b.covariates)
-	}
-}

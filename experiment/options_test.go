@@ -1,15 +1,12 @@
 package experiment
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
-func TestBeyondOptions(t *testing.T) {
+func TestAnalysisOptions(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	guardrail := func(margin *float64, kind string) []Metric {
 		return []Metric{{Name: "latency", Role: RoleGuardrail, Direction: DirectionDecrease, NonInferiorityMargin: margin, NonInferiorityMarginType: kind}}
@@ -77,7 +74,7 @@ func TestBeyondOptions(t *testing.T) {
 	}
 }
 
-func TestBeyondDefaults(t *testing.T) {
+func TestAnalysisOptionDefaults(t *testing.T) {
 	def := validTest()
 	def.AnalysisMethod = MethodSequential
 	def.Bayesian = &Bayesian{Enabled: true}
@@ -96,65 +93,5 @@ func TestBeyondDefaults(t *testing.T) {
 	plain.SetDefaults()
 	if plain.Method() != MethodFixedHorizon || plain.Sequential() || plain.TuningN() != DefaultSequentialTuningN {
 		t.Errorf("plain test: method %q, sequential %v", plain.Method(), plain.Sequential())
-	}
-}
-
-func TestPriorJSON(t *testing.T) {
-	tests := []struct {
-		in, out string
-		want    Prior
-		invalid bool
-	}{
-		{in: `"flat"`, out: `"flat"`},
-		{in: `null`, out: `"flat"`},
-		{in: `{"mean": 0, "sd": 0.3}`, out: `{"mean":0,"sd":0.3}`, want: Prior{Normal: true, SD: 0.3}},
-		{in: `"informative"`, invalid: true},
-		{in: `{"mean": 0}`, invalid: true},
-		{in: `{"mean": 0, "sd": 1, "df": 3}`, invalid: true},
-		{in: `7`, invalid: true},
-	}
-	for _, tt := range tests {
-		var p Prior
-		if err := json.Unmarshal([]byte(tt.in), &p); err != nil {
-			t.Fatalf("Unmarshal(%s) = %v, want nil (Validate reports)", tt.in, err)
-		}
-		if got := p.invalid != ""; got != tt.invalid {
-			t.Errorf("Unmarshal(%s) invalid = %v, want %v", tt.in, got, tt.invalid)
-			continue
-		}
-		if tt.invalid {
-			continue
-		}
-		if d := cmp.Diff(tt.want, p, cmp.AllowUnexported(Prior{})); d != "" {
-			t.Errorf("Unmarshal(%s) (-want +got):\n%s", tt.in, d)
-		}
-		if b, _ := json.Marshal(p); string(b) != tt.out {
-			t.Errorf("Marshal(%s) = %s, want %s", tt.in, b, tt.out)
-		}
-	}
-}
-
-func TestValidateAttributes(t *testing.T) {
-	tests := []struct {
-		name      string
-		attrs     map[string]string
-		wantField string
-	}{
-		{"none", nil, ""},
-		{"valid", map[string]string{"platform": "ios", "country": "Côte d'Ivoire"}, ""},
-		{"bad key", map[string]string{"a b": "x"}, "attributes"},
-		{"empty value", map[string]string{"a": ""}, "attributes.a"},
-		{"control character", map[string]string{"a": "x\ny"}, "attributes.a"},
-		{"long value", map[string]string{"a": strings.Repeat("x", MaxAttributeValueBytes+1)}, "attributes.a"},
-	}
-	for _, tt := range tests {
-		err := ValidateAttributes("attributes", tt.attrs)
-		var ve *ValidationError
-		switch {
-		case tt.wantField == "" && err != nil:
-			t.Errorf("%s: ValidateAttributes() = %v, want nil", tt.name, err)
-		case tt.wantField != "" && (!errors.As(err, &ve) || ve.Field != tt.wantField):
-			t.Errorf("%s: ValidateAttributes() = %v, want an error on %s", tt.name, err, tt.wantField)
-		}
 	}
 }
