@@ -208,6 +208,10 @@ func tooManyRequests(c echo.Context, d ratelimit.Decision, ws []ratelimit.Window
 		body.Limits[w.Window] = rateLimitState{Limit: w.Limit, Remaining: w.Remaining, ResetAt: time.Unix(ceilUnix(w.Reset), 0).UTC()}
 	}
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+	if strings.HasPrefix(c.Path(), ofrepPrefix) {
+		// OFREP's 429 has no body: its providers read Retry-After.
+		return c.NoContent(http.StatusTooManyRequests)
+	}
 	return c.JSON(http.StatusTooManyRequests, body)
 }
 
