@@ -145,7 +145,7 @@ type Test struct {
 
 	// AnalysisMethod is fixed_horizon (the default) or sequential; with
 	// sequential, SequentialTuningN is N* of the confidence sequences
-	// (default DefaultSequentialTuningN). See beyond.go.
+	// (default DefaultSequentialTuningN). See method.go.
 	AnalysisMethod    string `json:"analysis_method,omitempty"`
 	SequentialTuningN int64  `json:"sequential_tuning_n,omitempty"`
 	// Bayesian asks for Bayesian results next to the frequentist ones.
@@ -272,7 +272,7 @@ func (t *Test) SetDefaults() {
 		t.Status = StatusDraft
 	}
 	t.setMetricDefaults()
-	t.setBeyondDefaults()
+	t.setOptionDefaults()
 	for i := range t.Variants {
 		if t.Variants[i].Configuration == nil {
 			t.Variants[i].Configuration = map[string]any{}
@@ -337,7 +337,7 @@ func (t *Test) Validate() error {
 	if err := t.validateMetrics(); err != nil {
 		return err
 	}
-	return t.validateBeyond()
+	return t.validateOptions()
 }
 
 // Variant returns the variant with the given id.

@@ -169,7 +169,7 @@ func (t *Test) validateMetrics() error {
 				return Invalid(field+".winsorize_percentile", "must be in (50, 100), e.g. 99")
 			}
 		}
-		if err := m.validateBeyond(field); err != nil {
+		if err := m.validateOptions(field); err != nil {
 			return err
 		}
 		seen[m.Name] = true

@@ -6,8 +6,8 @@ package experiment
 // margins (margin.go). SetDefaults and Validate (experiment.go) and
 // validateMetrics (metric.go) reach them through the three hooks below.
 
-// setBeyondDefaults fills the defaults of the analysis options.
-func (t *Test) setBeyondDefaults() {
+// setOptionDefaults fills the defaults of the analysis options.
+func (t *Test) setOptionDefaults() {
 	t.setMethodDefaults()
 	if t.Bayesian != nil {
 		t.Bayesian.setDefaults()
@@ -20,8 +20,8 @@ func (t *Test) setBeyondDefaults() {
 	}
 }
 
-// validateBeyond checks the analysis options.
-func (t *Test) validateBeyond() error {
+// validateOptions checks the analysis options.
+func (t *Test) validateOptions() error {
 	if err := t.validateMethod(); err != nil {
 		return err
 	}
@@ -38,8 +38,8 @@ func (t *Test) validateBeyond() error {
 	return t.validateSegments()
 }
 
-// validateBeyond checks a metric's ratio and non-inferiority fields.
-func (m *Metric) validateBeyond(field string) error {
+// validateOptions checks a metric's ratio and non-inferiority fields.
+func (m *Metric) validateOptions(field string) error {
 	if err := m.validateRatio(field); err != nil {
 		return err
 	}
