@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -159,8 +160,20 @@ func (s *Server) ofrepBulkEvaluate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	// The tag covers the user and the attributes too: another context
+	// never matches it, even with the same answer, so that its exposures
+	// are published (a 304 publishes none).
+	hash := sha256.New()
+	hash.Write(body)
+	hash.Write([]byte{0})
+	hash.Write([]byte(in.UserID))
+	for _, k := range slices.Sorted(maps.Keys(in.Attributes)) {
+		hash.Write([]byte{0})
+		hash.Write([]byte(k))
+		hash.Write([]byte{0})
+		hash.Write([]byte(in.Attributes[k]))
+	}
+	etag := `"` + hex.EncodeToString(hash.Sum(nil)[:16]) + `"`
 	c.Response().Header().Set("ETag", etag)
 	if etagMatch(c.Request().Header.Get("If-None-Match"), etag) {
 		return c.NoContent(http.StatusNotModified)

@@ -213,7 +213,7 @@ func TestOFREPBulk(t *testing.T) {
 // TestOFREPRateLimited checks OFREP's 429: no body and an integer
 // Retry-After, which OpenFeature's providers parse.
 func TestOFREPRateLimited(t *testing.T) {
-	h, _, _ := newLimitedHarness(t, Config{RateLimit: RateLimitConfig{Global: ratelimit.Standard("global", 2, 100, 1000)}})
+	h, _, _ := newLimitedHarness(t, Config{RateLimit: RateLimitConfig{DataPlane: ratelimit.Standard("data_plane", 2, 100, 1000)}})
 	id := h.createRunning()
 	var resp *http.Response
 	var raw []byte

@@ -29,6 +29,12 @@ type RateLimitConfig struct {
 	// API key's rate_limit_multiplier (default ratelimit.Global(): 60 per
 	// minute, 1,000 per hour, 10,000 per day).
 	Global ratelimit.Policy
+	// DataPlane replaces Global on the data plane (assign, record, batch
+	// events, OpenFeature evaluation), where one server-side key carries
+	// the traffic of many end users (default ratelimit.DataPlane(): 120,000
+	// per minute, 6,000,000 per hour, 100,000,000 per day, before the
+	// multiplier). The data plane's requests do not count toward Global.
+	DataPlane ratelimit.Policy
 	// Endpoints are extra policies per route, keyed by "METHOD /path" as in
 	// the route table ("POST /api/ab-testing/tests/:test_id/analyze"; the
 	// OpenAPI form {test_id} works too). They apply in addition to Global.
@@ -42,6 +48,9 @@ type RateLimitConfig struct {
 func (c *RateLimitConfig) setDefaults() {
 	if len(c.Global.Windows) == 0 {
 		c.Global = ratelimit.Global()
+	}
+	if len(c.DataPlane.Windows) == 0 {
+		c.DataPlane = ratelimit.DataPlane()
 	}
 	if len(c.AuthFailures.Windows) == 0 {
 		c.AuthFailures = ratelimit.Standard("auth_failure", 10, 100, 500)
@@ -94,6 +103,9 @@ func (s *Server) newLimits(l, ipl rateLimiter, cfg RateLimitConfig, reg promethe
 	}
 	for k := range s.perms {
 		policies := []ratelimit.Policy{cfg.Global}
+		if s.dataPlane[k] {
+			policies[0] = cfg.DataPlane
+		}
 		if p, ok := endpoints[k]; ok {
 			policies = append(policies, p)
 		}

@@ -294,3 +294,40 @@ func TestClientIPGroupsIPv6By64(t *testing.T) {
 		}
 	}
 }
+
+// TestDataPlaneLimits checks the default limits of the two planes: one key
+// assigns and records for 10,000 users without a 429 (the data plane's
+// 120,000 a minute), while the management plane keeps the seed's 60 a
+// minute, and neither plane's requests count toward the other's limit.
+func TestDataPlaneLimits(t *testing.T) {
+	h, _, _ := newLimitedHarness(t, Config{})
+	id := h.createRunning()
+	key := map[string]string{HeaderAPIKey: h.key, "Content-Type": "application/json"}
+	for i := range 10_000 {
+		path, body := "/api/ab-testing/tests/"+id+"/assign", fmt.Sprintf(`{"user_id": "user-%d"}`, i)
+		if i%10 == 9 {
+			path, body = "/api/ab-testing/tests/"+id+"/record", fmt.Sprintf(`{"user_id": "user-%d", "metrics": {"m": 1}}`, i-1)
+		}
+		resp, raw := h.call(http.MethodPost, path, body, key)
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 300 {
+			t.Fatalf("data plane request %d = %d %s, want success", i+1, resp.StatusCode, raw)
+		}
+		if i == 0 && resp.Header.Get("X-RateLimit-Limit-Minute") != "120000" {
+			t.Errorf("data plane X-RateLimit-Limit-Minute = %q, want 120000", resp.Header.Get("X-RateLimit-Limit-Minute"))
+		}
+	}
+	// The management plane: the create and start above took 2 of 60.
+	for i := range 58 {
+		if resp, raw := h.call(http.MethodGet, "/api/ab-testing/tests", "", key); resp.StatusCode != http.StatusOK {
+			t.Fatalf("management request %d = %d %s, want 200", i+3, resp.StatusCode, raw)
+		}
+	}
+	resp, raw := h.call(http.MethodGet, "/api/ab-testing/tests", "", key)
+	if resp.StatusCode != http.StatusTooManyRequests || limitBody(t, raw).Policy != "global" {
+		t.Fatalf("management request 61 = %d %s, want 429 from the global policy", resp.StatusCode, raw)
+	}
+	// An exhausted management plane leaves the data plane open.
+	if resp, raw := h.call(http.MethodPost, "/api/ab-testing/tests/"+id+"/assign", `{"user_id": "late"}`, key); resp.StatusCode != http.StatusOK {
+		t.Errorf("assign after the management plane's 429 = %d %s, want 200", resp.StatusCode, raw)
+	}
+}

@@ -35,16 +35,16 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, t+"/:test_id", auth.TestsRead, s.getTestCached)
 	s.handle(http.MethodPost, t+"/:test_id/start", auth.TestsManage, s.startTest)
 	s.handle(http.MethodPost, t+"/:test_id/stop", auth.TestsManage, s.stopTest)
-	s.handle(http.MethodPost, t+"/:test_id/assign", auth.TestsAssign, s.assign)
-	s.handle(http.MethodPost, t+"/:test_id/record", auth.TestsRecord, s.record)
+	s.dataPlaneRoute(http.MethodPost, t+"/:test_id/assign", auth.TestsAssign, s.assign)
+	s.dataPlaneRoute(http.MethodPost, t+"/:test_id/record", auth.TestsRecord, s.record)
 	s.handle(http.MethodGet, t+"/:test_id/analyze", auth.TestsAnalyze, s.analyze)
 	s.handle(http.MethodGet, t+"/:test_id/analyze/history", auth.TestsAnalyze, s.analyzeHistory)
 	s.handle(http.MethodPost, "/api/ab-testing/power", auth.TestsAnalyze, s.power)
-	s.handle(http.MethodPost, batchPath, auth.TestsRecord, s.ingestBatch)
+	s.dataPlaneRoute(http.MethodPost, batchPath, auth.TestsRecord, s.ingestBatch)
 
 	// OpenFeature remote evaluation (ofrep.go): an evaluation is an assignment.
-	s.handle(http.MethodPost, "/ofrep/v1/evaluate/flags/:key", auth.TestsAssign, s.ofrepEvaluate)
-	s.handle(http.MethodPost, "/ofrep/v1/evaluate/flags", auth.TestsAssign, s.ofrepBulkEvaluate)
+	s.dataPlaneRoute(http.MethodPost, "/ofrep/v1/evaluate/flags/:key", auth.TestsAssign, s.ofrepEvaluate)
+	s.dataPlaneRoute(http.MethodPost, "/ofrep/v1/evaluate/flags", auth.TestsAssign, s.ofrepBulkEvaluate)
 
 	const k = "/api/admin/keys"
 	s.handle(http.MethodPost, k, auth.AdminKeys, s.createKey)
@@ -55,6 +55,14 @@ func (s *Server) routes() {
 
 	s.handle(http.MethodGet, "/api/admin/cache/stats", auth.AdminCache, s.cacheStats)
 	s.handle(http.MethodPost, "/api/admin/clear-cache", auth.AdminCache, s.clearCache)
+}
+
+// dataPlaneRoute is handle for a route of the data plane, where one
+// server-side key carries many end users' traffic: its requests count
+// toward RateLimitConfig.DataPlane instead of Global.
+func (s *Server) dataPlaneRoute(method, path string, perm auth.Permission, h echo.HandlerFunc) {
+	s.dataPlane[routeKey{method, path}] = true
+	s.handle(method, path, perm, h)
 }
 
 // batchPath is the batch ingestion route, whose events are validated one by

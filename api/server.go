@@ -176,6 +176,7 @@ type Server struct {
 
 	keys         keyStore
 	perms        map[routeKey]auth.Permission // the route table's permissions
+	dataPlane    map[routeKey]bool            // the data plane's routes (dataPlane)
 	routeErrs    []error
 	authFailures *prometheus.CounterVec
 	limits       *limits // nil: no rate limiting
@@ -207,6 +208,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 
 		keys:         d.Keys,
 		perms:        make(map[routeKey]auth.Permission),
+		dataPlane:    make(map[routeKey]bool),
 		authFailures: newAuthFailures(d.Metrics),
 
 		inputRejections: newInputRejections(d.Metrics),

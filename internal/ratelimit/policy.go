@@ -61,6 +61,24 @@ func Global() Policy {
 	return Standard("global", DefaultPerMinute, DefaultPerHour, DefaultPerDay)
 }
 
+// The default limits of the data plane, per API key: what one server-side
+// key that assigns and records for all of an application's users may send.
+// A minute of 120,000 is 2,000 requests a second, about what one Abacus
+// replica on two cores answers, so one key can keep a replica busy but a
+// runaway client is stopped within a minute; the hour (6,000,000, half the
+// minute's rate) and the day (100,000,000, about 1,160 a second) bound what
+// a key sends in sustained load. rate_limit_multiplier scales them per key.
+const (
+	DefaultDataPlanePerMinute = 120_000
+	DefaultDataPlanePerHour   = 6_000_000
+	DefaultDataPlanePerDay    = 100_000_000
+)
+
+// DataPlane returns the default data-plane policy, "data_plane".
+func DataPlane() Policy {
+	return Standard("data_plane", DefaultDataPlanePerMinute, DefaultDataPlanePerHour, DefaultDataPlanePerDay)
+}
+
 // Plan is a set of policies checked together: a request is admitted only if
 // every window of every policy admits it, and a denied request consumes
 // nothing. Build plans once (per route, say) with Limiter.Plan and reuse
