@@ -331,3 +331,44 @@ func etagMatch(header, etag string) bool {
 	}
 	return false
 }
+
+// flagDefinitions is the body of GET /api/ab-testing/flags.
+type flagDefinitions struct {
+	// Tests are every test's definition, sorted by id: a local evaluator
+	// (the Go SDK's OpenFeature provider) calls experiment.Decide on them,
+	// as the server does, and finds a flag by key or id.
+	Tests []*experiment.Test `json:"tests"`
+}
+
+// listFlags is GET /api/ab-testing/flags: the definitions a local
+// evaluator needs, with an ETag; If-None-Match with it answers 304, so
+// that clients can poll cheaply. The rendered body is cached per registry
+// generation.
+func (s *Server) listFlags(c echo.Context) error {
+	gen := s.reg.Generation()
+	r := s.flagsBody.Load()
+	if r == nil || r.gen != gen {
+		tests := s.reg.List()
+		slices.SortFunc(tests, func(a, b *experiment.Test) int { return strings.Compare(a.ID, b.ID) })
+		body, err := json.Marshal(flagDefinitions{Tests: tests})
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
+		r = &renderedFlags{gen: gen, body: body, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+		s.flagsBody.Store(r)
+	}
+	c.Response().Header().Set("ETag", r.etag)
+	if etagMatch(c.Request().Header.Get("If-None-Match"), r.etag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSONBlob(http.StatusOK, r.body)
+}
+
+// renderedFlags is the cached body of listFlags for one registry
+// generation.
+type renderedFlags struct {
+	gen  uint64
+	body []byte
+	etag string
+}

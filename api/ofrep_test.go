@@ -266,3 +266,35 @@ func TestTestKeysAndValues(t *testing.T) {
 		t.Errorf("GET test = %s, want its key and values", raw)
 	}
 }
+
+// TestListFlags checks the definitions for local evaluation: every test
+// with its key and values, an ETag that If-None-Match turns into 304
+// until a test changes.
+func TestListFlags(t *testing.T) {
+	h := newHarness(t, Config{})
+	_, created := h.create(flagCreate)
+	id := created["test_id"].(string)
+	get := func(etag string) (*http.Response, []byte) {
+		hdr := map[string]string{HeaderAPIKey: h.key}
+		if etag != "" {
+			hdr["If-None-Match"] = etag
+		}
+		return h.call(http.MethodGet, "/api/ab-testing/flags", "", hdr)
+	}
+	resp, raw := get("")
+	var defs struct{ Tests []experiment.Test }
+	if err := json.Unmarshal(raw, &defs); err != nil || resp.StatusCode != 200 || len(defs.Tests) != 1 {
+		t.Fatalf("flags = %d %s", resp.StatusCode, raw)
+	}
+	if d := defs.Tests[0]; d.ID != id || d.Key != "new-checkout" || d.Status != experiment.StatusDraft || d.Variants[1].Value != true {
+		t.Errorf("flags[0] = %+v", d)
+	}
+	etag := resp.Header.Get("ETag")
+	if resp, raw := get(etag); resp.StatusCode != 304 || len(raw) != 0 {
+		t.Errorf("flags with If-None-Match = %d %q, want 304", resp.StatusCode, raw)
+	}
+	h.do("POST", "/api/ab-testing/tests/"+id+"/start", "")
+	if resp, raw := get(etag); resp.StatusCode != 200 || resp.Header.Get("ETag") == etag || !strings.Contains(string(raw), `"status":"running"`) {
+		t.Errorf("flags after a start = %d %s, want 200 with a new ETag", resp.StatusCode, raw)
+	}
+}

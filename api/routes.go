@@ -45,6 +45,8 @@ func (s *Server) routes() {
 	// OpenFeature remote evaluation (ofrep.go): an evaluation is an assignment.
 	s.dataPlaneRoute(http.MethodPost, "/ofrep/v1/evaluate/flags/:key", auth.TestsAssign, s.ofrepEvaluate)
 	s.dataPlaneRoute(http.MethodPost, "/ofrep/v1/evaluate/flags", auth.TestsAssign, s.ofrepBulkEvaluate)
+	// The definitions that local evaluation (the Go SDK) decides on.
+	s.dataPlaneRoute(http.MethodGet, "/api/ab-testing/flags", auth.TestsAssign, s.listFlags)
 
 	const k = "/api/admin/keys"
 	s.handle(http.MethodPost, k, auth.AdminKeys, s.createKey)

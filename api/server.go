@@ -175,8 +175,9 @@ type Server struct {
 	now         func() time.Time
 
 	keys         keyStore
-	perms        map[routeKey]auth.Permission // the route table's permissions
-	dataPlane    map[routeKey]bool            // the data plane's routes (dataPlane)
+	perms        map[routeKey]auth.Permission  // the route table's permissions
+	dataPlane    map[routeKey]bool             // the data plane's routes (dataPlane)
+	flagsBody    atomic.Pointer[renderedFlags] // listFlags' last answer
 	routeErrs    []error
 	authFailures *prometheus.CounterVec
 	limits       *limits // nil: no rate limiting
