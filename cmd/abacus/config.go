@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -497,18 +498,35 @@ func (c *config) authSummary() string {
 	return s
 }
 
-// redactURL hides a password in a URL.
+// redactURL hides the passwords in a URL, or in each server of a comma list
+// of URLs (NATS_URL may name several), with (*url.URL).Redacted. A server
+// may leave out the scheme ("h:4222"), as NATS allows. A part that does not
+// parse is shown as "<unparsable>", so that a typo never leaks a password
+// into the logs.
 func redactURL(s string) string {
-	at := strings.LastIndex(s, "@")
-	scheme := strings.Index(s, "://")
-	if at < 0 || scheme < 0 || at < scheme {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = redactServer(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+func redactServer(s string) string {
+	if s == "" {
 		return s
 	}
-	creds := s[scheme+3 : at]
-	if i := strings.Index(creds, ":"); i >= 0 {
-		creds = creds[:i] + ":xxxxx"
+	noScheme := !strings.Contains(s, "://")
+	if noScheme {
+		s = "//" + s
 	}
-	return s[:scheme+3] + creds + s[at:]
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "<unparsable>"
+	}
+	if noScheme {
+		return strings.TrimPrefix(u.Redacted(), "//")
+	}
+	return u.Redacted()
 }
 
 func fileExists(p string) bool {
