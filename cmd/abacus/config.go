@@ -87,8 +87,10 @@ type config struct {
 	Cache        cache.Config
 }
 
-// envDoc lists every environment variable with its default, for --help and
-// the README.
+// envDoc lists every environment variable with its default and meaning. It
+// is what serve --help prints, and the configuration table of README.md is
+// generated from it (TestREADMEEnvTable fails when they differ; run it with
+// -update to rewrite the table).
 var envDoc = [][3]string{
 	{"ENVIRONMENT", "production", "production (API keys required, JSON logs) or development (NO authentication, text logs; loopback only)"},
 	{"API_KEY", "", "an admin API key (permissions *) accepted from memory; generate one with `abacus keys generate`"},
@@ -100,33 +102,33 @@ var envDoc = [][3]string{
 	{"ABACUS_HTTP_ADDR", "127.0.0.1:8000", "HTTP listen address"},
 	{"INPUT_MAX_REQUEST_SIZE_MB", "10", "largest request body in MB (413 above)"},
 	{"INPUT_VALIDATION_ENABLED", "true", "validate request input (false only to measure what validation costs; the body size limit stays)"},
-	{"INPUT_MAX_STRING_LENGTH", "100000", "longest string or object key in a request, in characters (400 above)"},
+	{"INPUT_MAX_STRING_LENGTH", "100000", "longest string, object key or number in a request, in characters (400 above)"},
 	{"INPUT_MAX_DEPTH", "32", "deepest nesting of JSON objects and arrays in a request"},
 	{"INPUT_MAX_ELEMENTS", "100000", "most JSON values (array items and object members) in one request body or batch event"},
 	{"INPUT_CHECK_SQL_INJECTION", "true", "refuse SQL injection (libinjection) in request strings"},
 	{"INPUT_CHECK_XSS", "true", "refuse cross-site scripting (libinjection) in request strings"},
 	{"INPUT_CHECK_COMMAND_INJECTION", "true", "refuse shell command injection in request strings"},
 	{"INPUT_EXEMPT_FIELDS", "variants[*].configuration", "comma list of JSON path patterns exempt from the three checks above (`[*]` any index, `*` any key part, `**` any depth)"},
-	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com); empty: none"},
-	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address"},
+	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com; no wildcard); empty: none, so browsers refuse cross-origin reads"},
+	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address, and the header is ignored"},
 	{"RATE_LIMIT_ENABLED", "auto", "rate limiting: true, false, or auto (on, except with ENVIRONMENT=development)"},
-	{"RATE_LIMIT_REQUESTS_PER_MINUTE", "60", "requests per minute per client (API key, or IP without one), times the key's rate_limit_multiplier"},
+	{"RATE_LIMIT_REQUESTS_PER_MINUTE", "60", "requests per minute per client (API key, or IP without one), times the key's rate_limit_multiplier; 0 leaves the window out (as for hour and day)"},
 	{"RATE_LIMIT_REQUESTS_PER_HOUR", "1000", "requests per hour per client, times the multiplier"},
 	{"RATE_LIMIT_REQUESTS_PER_DAY", "10000", "requests per day per client, times the multiplier"},
 	{"RATE_LIMIT_ENDPOINTS", "", "extra limits per route, in addition: `METHOD /path=minute/hour/day` items separated by `;` (0: no limit for that window), e.g. `GET /api/ab-testing/tests/{test_id}/analyze=30/600/0`"},
 	{"RATE_LIMIT_AUTH_FAILURES", "10/100/500", "requests with a missing or invalid API key allowed per client IP per minute/hour/day"},
 	{"RATE_LIMIT_SHARED", "auto", "share the limits across replicas through NATS (true, false, or auto: when NATS_URL or NATS_EMBEDDED_LISTEN is set)"},
 	{"PUBLISH_TIMEOUT", "5s", "longest wait for JetStream to acknowledge an event (503 after)"},
-	{"SHUTDOWN_TIMEOUT", "30s", "longest drain of each component on SIGTERM"},
+	{"SHUTDOWN_TIMEOUT", "30s", "longest drain of in-flight HTTP requests on SIGTERM (ingest finishes its last batch within INGEST_INSERT_TIMEOUT)"},
 	{"ANALYSIS_REPORT_MAX_AGE", "10s", "GET .../analyze serves a stored report younger than this"},
 	{"NATS_URL", "", "external NATS server or cluster; empty starts an embedded server"},
 	{"NATS_CREDS", "", "NATS credentials file for NATS_URL"},
-	{"NATS_EMBEDDED_LISTEN", "", "host:port where the embedded server accepts other clients; empty: in-process only"},
+	{"NATS_EMBEDDED_LISTEN", "", "host:port where the embedded server accepts other clients (other replicas, the nats CLI); empty: in-process only"},
 	{"NATS_REPLICAS", "1", "replicas of the stream and KV buckets (3 in a cluster)"},
 	{"NATS_STREAM_MAX_AGE", "72h", "how long events stay in the stream"},
-	{"NATS_DUPLICATE_WINDOW", "2m", "JetStream remembers message ids (an event's, or a batch message's) this long: a client retry within it is stored once"},
-	{"DATA_DIR", "./data", "embedded NATS JetStream store (DATA_DIR/nats) and local ClickHouse data"},
-	{"CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/abacus", "ClickHouse native-protocol URL (database created if missing)"},
+	{"NATS_DUPLICATE_WINDOW", "2m", "JetStream remembers message ids (an event's, or a batch message's) this long: a client retry within it is stored once (about 100 bytes of memory per message in the window)"},
+	{"DATA_DIR", "./data", "embedded NATS JetStream store (DATA_DIR/nats) and the local ClickHouse's data (DATA_DIR/clickhouse)"},
+	{"CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/abacus", "ClickHouse native-protocol URL (database created if missing); clickhouse-go query parameters (dial_timeout, max_open_conns, ...) apply"},
 	{"INGEST_BATCH_SIZE", "5000", "most messages, and about as many events, per ClickHouse insert"},
 	{"INGEST_FLUSH_INTERVAL", "200ms", "longest an event waits for its batch to fill"},
 	{"INGEST_WORKERS", "2", "concurrent ingest loops in this process"},
@@ -144,9 +146,9 @@ var envDoc = [][3]string{
 	{"CACHE_GENERAL_SIZE", "1000", "entries of the general layer (power calculations)"},
 	{"CACHE_DEFAULT_TTL", "3600s", "longest life of a general entry"},
 	{"CACHE_GENERAL_MAX_MB", "16", "memory of the general layer"},
-	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles (debugging; keep it on loopback); empty: off"},
-	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
-	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch (1s to 1m: the analyzer allows two minutes for inserts in flight)"},
+	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles on a listener of their own (debugging; keep it on loopback); empty: off"},
+	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (at least INGEST_INSERT_TIMEOUT + INGEST_FLUSH_INTERVAL + 1s)"},
+	{"INGEST_INSERT_TIMEOUT", "20s", "longest work on one fetched batch: lookups, the intent record and the ClickHouse insert (1s to 1m: the analyzer's fold allows two minutes for inserts in flight)"},
 	{"ANALYSIS_INTERVAL", "60s", "how often the analyzer recomputes running tests"},
 }
 
