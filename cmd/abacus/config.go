@@ -153,129 +153,191 @@ var envDoc = [][3]string{
 }
 
 // loadConfig reads .env (without overriding the environment), then the
-// environment, then flags.
+// environment, then flags. It reports every bad setting at once.
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	dotenv := map[string]string{}
-	if path := getenv("ABACUS_ENV_FILE"); path != "" || fileExists(".env") {
-		if path == "" {
-			path = ".env"
-		}
-		m, err := godotenv.Read(path)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		dotenv = m
+	dotenv, err := readDotEnv(getenv)
+	if err != nil {
+		return nil, err
 	}
-	env := func(key string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return dotenv[key]
-	}
-	get := func(key string) string {
-		if v := env(key); v != "" {
-			return v
-		}
-		for _, d := range envDoc {
-			if d[0] == key {
-				return d[1]
-			}
-		}
-		return ""
-	}
-
+	r := &envReader{getenv: getenv, dotenv: dotenv}
 	c := &config{}
-	var errs []error
-	dur := func(key string) time.Duration {
-		d, err := time.ParseDuration(get(key))
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 500ms, 30s or 5m", key, get(key)))
-		}
-		return d
-	}
-	boolean := func(key string) bool {
-		b, err := strconv.ParseBool(get(key))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: want true or false", key, get(key)))
-		}
-		return b
-	}
-	num := func(key string) int {
-		if key == "INGEST_MAX_ACK_PENDING" && env(key) == "" {
-			return 0
-		}
-		n, err := strconv.Atoi(get(key))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: want a whole number", key, get(key)))
-		}
-		return n
-	}
+	c.readServer(r)
+	c.readBus(r)
+	c.readIngest(r)
+	c.readCORS(r)
+	c.readValidation(r)
+	c.readCache(r)
+	c.readRateLimits(r)
+	c.readTrustedProxies(r)
 
-	c.Environment = strings.ToLower(get("ENVIRONMENT"))
-	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
-		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", get("LOG_LEVEL")))
+	target, err := parseServeFlags(c, args, r.get("ABACUS_TARGET"), stderr)
+	if err != nil {
+		return nil, err
 	}
-	c.HTTPAddr = get("ABACUS_HTTP_ADDR")
-	mb, err := strconv.ParseFloat(get("INPUT_MAX_REQUEST_SIZE_MB"), 64)
+	if c.Targets, err = parseTargets(target); err != nil {
+		r.fail(err)
+	}
+	if err := errors.Join(r.errs...); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+// readDotEnv reads ABACUS_ENV_FILE, or ./.env when it exists.
+func readDotEnv(getenv func(string) string) (map[string]string, error) {
+	path := getenv("ABACUS_ENV_FILE")
+	if path == "" {
+		if !fileExists(".env") {
+			return map[string]string{}, nil
+		}
+		path = ".env"
+	}
+	m, err := godotenv.Read(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// envReader reads settings from the environment, then .env, then envDoc's
+// defaults, and collects the errors of the ones that do not parse.
+type envReader struct {
+	getenv func(string) string
+	dotenv map[string]string
+	errs   []error
+}
+
+// set returns the value of key set in the environment or .env, or "".
+func (r *envReader) set(key string) string {
+	if v := r.getenv(key); v != "" {
+		return v
+	}
+	return r.dotenv[key]
+}
+
+// get returns the value of key, or its default from envDoc.
+func (r *envReader) get(key string) string {
+	if v := r.set(key); v != "" {
+		return v
+	}
+	for _, d := range envDoc {
+		if d[0] == key {
+			return d[1]
+		}
+	}
+	return ""
+}
+
+func (r *envReader) fail(err error) { r.errs = append(r.errs, err) }
+
+func (r *envReader) dur(key string) time.Duration {
+	d, err := time.ParseDuration(r.get(key))
+	if err != nil || d < 0 {
+		r.fail(fmt.Errorf("%s=%q: want a duration such as 500ms, 30s or 5m", key, r.get(key)))
+	}
+	return d
+}
+
+func (r *envReader) boolean(key string) bool {
+	b, err := strconv.ParseBool(r.get(key))
+	if err != nil {
+		r.fail(fmt.Errorf("%s=%q: want true or false", key, r.get(key)))
+	}
+	return b
+}
+
+func (r *envReader) num(key string) int {
+	n, err := strconv.Atoi(r.get(key))
+	if err != nil {
+		r.fail(fmt.Errorf("%s=%q: want a whole number", key, r.get(key)))
+	}
+	return n
+}
+
+// readServer reads the environment, logging, HTTP and API key settings.
+func (c *config) readServer(r *envReader) {
+	c.Environment = strings.ToLower(r.get("ENVIRONMENT"))
+	if err := c.LogLevel.UnmarshalText([]byte(r.get("LOG_LEVEL"))); err != nil {
+		r.fail(fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", r.get("LOG_LEVEL")))
+	}
+	c.HTTPAddr = r.get("ABACUS_HTTP_ADDR")
+	mb, err := strconv.ParseFloat(r.get("INPUT_MAX_REQUEST_SIZE_MB"), 64)
 	if err != nil || mb <= 0 || mb > 1024 {
-		errs = append(errs, fmt.Errorf("INPUT_MAX_REQUEST_SIZE_MB=%q: want a number of MB in (0, 1024]", get("INPUT_MAX_REQUEST_SIZE_MB")))
+		r.fail(fmt.Errorf("INPUT_MAX_REQUEST_SIZE_MB=%q: want a number of MB in (0, 1024]", r.get("INPUT_MAX_REQUEST_SIZE_MB")))
 	}
 	c.MaxBodyBytes = int64(mb * (1 << 20))
-	c.PublishTimeout = dur("PUBLISH_TIMEOUT")
-	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT")
-	c.ReportMaxAge = dur("ANALYSIS_REPORT_MAX_AGE")
-	c.APIKey = get("API_KEY")
-	c.APIKeyPepper = get("API_KEY_PEPPER")
-	c.KeyRotationGrace = dur("API_KEY_ROTATION_GRACE")
-	c.AllowInsecureDevBind, err = strconv.ParseBool(get("ALLOW_INSECURE_DEV_BIND"))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("ALLOW_INSECURE_DEV_BIND=%q: want true or false", get("ALLOW_INSECURE_DEV_BIND")))
+	c.PublishTimeout = r.dur("PUBLISH_TIMEOUT")
+	c.ShutdownTimeout = r.dur("SHUTDOWN_TIMEOUT")
+	c.ReportMaxAge = r.dur("ANALYSIS_REPORT_MAX_AGE")
+	c.APIKey = r.get("API_KEY")
+	c.APIKeyPepper = r.get("API_KEY_PEPPER")
+	c.KeyRotationGrace = r.dur("API_KEY_ROTATION_GRACE")
+	c.AllowInsecureDevBind = r.boolean("ALLOW_INSECURE_DEV_BIND")
+}
+
+// readBus reads the NATS, data folder and ClickHouse settings.
+func (c *config) readBus(r *envReader) {
+	c.NATSURL = r.get("NATS_URL")
+	c.NATSCreds = r.get("NATS_CREDS")
+	c.NATSEmbeddedAddr = r.get("NATS_EMBEDDED_LISTEN")
+	c.NATSReplicas = r.num("NATS_REPLICAS")
+	c.StreamMaxAge = r.dur("NATS_STREAM_MAX_AGE")
+	c.DuplicateWindow = r.dur("NATS_DUPLICATE_WINDOW")
+	c.DataDir = r.get("DATA_DIR")
+	c.ClickHouseURL = r.get("CLICKHOUSE_URL")
+}
+
+// readIngest reads the ingest, pprof and analyzer settings.
+func (c *config) readIngest(r *envReader) {
+	c.IngestBatchSize = r.num("INGEST_BATCH_SIZE")
+	c.IngestFlushInterval = r.dur("INGEST_FLUSH_INTERVAL")
+	c.IngestWorkers = r.num("INGEST_WORKERS")
+	// Unset, it is 0: ingest computes it from the batch size and workers.
+	if r.set("INGEST_MAX_ACK_PENDING") != "" {
+		c.IngestMaxAckPending = r.num("INGEST_MAX_ACK_PENDING")
 	}
-	c.NATSURL = get("NATS_URL")
-	c.NATSCreds = get("NATS_CREDS")
-	c.NATSEmbeddedAddr = get("NATS_EMBEDDED_LISTEN")
-	c.NATSReplicas = num("NATS_REPLICAS")
-	c.StreamMaxAge = dur("NATS_STREAM_MAX_AGE")
-	c.DuplicateWindow = dur("NATS_DUPLICATE_WINDOW")
-	c.DataDir = get("DATA_DIR")
-	c.ClickHouseURL = get("CLICKHOUSE_URL")
-	c.IngestBatchSize = num("INGEST_BATCH_SIZE")
-	c.IngestFlushInterval = dur("INGEST_FLUSH_INTERVAL")
-	c.IngestWorkers = num("INGEST_WORKERS")
-	c.IngestMaxAckPending = num("INGEST_MAX_ACK_PENDING")
-	c.IngestAckWait = dur("INGEST_ACK_WAIT")
-	c.PprofAddr = get("ABACUS_PPROF_ADDR")
-	c.IngestInsertTimeout = dur("INGEST_INSERT_TIMEOUT")
-	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
-	c.CORSOrigins = list(get("CORS_ALLOWED_ORIGINS"))
+	c.IngestAckWait = r.dur("INGEST_ACK_WAIT")
+	c.PprofAddr = r.get("ABACUS_PPROF_ADDR")
+	c.IngestInsertTimeout = r.dur("INGEST_INSERT_TIMEOUT")
+	c.AnalysisInterval = r.dur("ANALYSIS_INTERVAL")
+}
+
+func (c *config) readCORS(r *envReader) {
+	c.CORSOrigins = list(r.get("CORS_ALLOWED_ORIGINS"))
 	for _, o := range c.CORSOrigins {
 		if o == "*" || !(strings.HasPrefix(o, "https://") || strings.HasPrefix(o, "http://")) {
-			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q: want origins such as https://dash.example.com (no wildcard)", o))
+			r.fail(fmt.Errorf("CORS_ALLOWED_ORIGINS: %q: want origins such as https://dash.example.com (no wildcard)", o))
 		}
 	}
-	c.ValidationEnabled = boolean("INPUT_VALIDATION_ENABLED")
+}
+
+func (c *config) readValidation(r *envReader) {
+	c.ValidationEnabled = r.boolean("INPUT_VALIDATION_ENABLED")
 	c.Validation = validate.Config{
-		MaxStringLength:        num("INPUT_MAX_STRING_LENGTH"),
-		MaxDepth:               num("INPUT_MAX_DEPTH"),
-		MaxElements:            num("INPUT_MAX_ELEMENTS"),
-		EnableSQLInjection:     boolean("INPUT_CHECK_SQL_INJECTION"),
-		EnableXSS:              boolean("INPUT_CHECK_XSS"),
-		EnableCommandInjection: boolean("INPUT_CHECK_COMMAND_INJECTION"),
-		ExemptFields:           append([]string{}, list(get("INPUT_EXEMPT_FIELDS"))...),
+		MaxStringLength:        r.num("INPUT_MAX_STRING_LENGTH"),
+		MaxDepth:               r.num("INPUT_MAX_DEPTH"),
+		MaxElements:            r.num("INPUT_MAX_ELEMENTS"),
+		EnableSQLInjection:     r.boolean("INPUT_CHECK_SQL_INJECTION"),
+		EnableXSS:              r.boolean("INPUT_CHECK_XSS"),
+		EnableCommandInjection: r.boolean("INPUT_CHECK_COMMAND_INJECTION"),
+		ExemptFields:           append([]string{}, list(r.get("INPUT_EXEMPT_FIELDS"))...),
 	}
 	if c.Validation.MaxStringLength < 1 || c.Validation.MaxDepth < 1 || c.Validation.MaxElements < 1 {
-		errs = append(errs, errors.New("INPUT_MAX_STRING_LENGTH, INPUT_MAX_DEPTH and INPUT_MAX_ELEMENTS must be at least 1"))
+		r.fail(errors.New("INPUT_MAX_STRING_LENGTH, INPUT_MAX_DEPTH and INPUT_MAX_ELEMENTS must be at least 1"))
 	}
 	if err := c.Validation.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("INPUT_EXEMPT_FIELDS: %w", err))
+		r.fail(fmt.Errorf("INPUT_EXEMPT_FIELDS: %w", err))
 	}
-	c.CacheEnabled = boolean("CACHE_ENABLED")
+}
+
+func (c *config) readCache(r *envReader) {
+	c.CacheEnabled = r.boolean("CACHE_ENABLED")
 	layer := func(prefix, ttlKey string) cache.LayerConfig {
-		lc := cache.LayerConfig{MaxEntries: num(prefix + "_SIZE"), MaxMB: num(prefix + "_MAX_MB")}
-		if ttlKey == "CACHE_ANALYSIS_TTL" && env(ttlKey) == "" {
-			lc.TTL = max(dur("ANALYSIS_INTERVAL"), time.Second)
+		lc := cache.LayerConfig{MaxEntries: r.num(prefix + "_SIZE"), MaxMB: r.num(prefix + "_MAX_MB")}
+		if ttlKey == "CACHE_ANALYSIS_TTL" && r.set(ttlKey) == "" {
+			lc.TTL = max(r.dur("ANALYSIS_INTERVAL"), time.Second)
 		} else {
-			lc.TTL = dur(ttlKey)
+			lc.TTL = r.dur(ttlKey)
 		}
 		lc.Disabled = !c.CacheEnabled || lc.MaxMB == 0
 		if lc.Disabled {
@@ -291,27 +353,30 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		Subject:  cache.SubjectInvalidate,
 	}
 	if err := c.Cache.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("CACHE_*: %w", err))
+		r.fail(fmt.Errorf("CACHE_*: %w", err))
 	}
-	c.RateLimitEnabled = boolAuto("RATE_LIMIT_ENABLED", get("RATE_LIMIT_ENABLED"), c.Environment != "development", &errs)
-	c.RateLimitShared = boolAuto("RATE_LIMIT_SHARED", get("RATE_LIMIT_SHARED"), get("NATS_URL") != "" || get("NATS_EMBEDDED_LISTEN") != "", &errs)
-	c.RateLimit.Global = ratelimit.Standard("global", num("RATE_LIMIT_REQUESTS_PER_MINUTE"), num("RATE_LIMIT_REQUESTS_PER_HOUR"), num("RATE_LIMIT_REQUESTS_PER_DAY"))
+}
+
+func (c *config) readRateLimits(r *envReader) {
+	c.RateLimitEnabled = boolAuto("RATE_LIMIT_ENABLED", r.get("RATE_LIMIT_ENABLED"), c.Environment != "development", &r.errs)
+	c.RateLimitShared = boolAuto("RATE_LIMIT_SHARED", r.get("RATE_LIMIT_SHARED"), r.get("NATS_URL") != "" || r.get("NATS_EMBEDDED_LISTEN") != "", &r.errs)
+	c.RateLimit.Global = ratelimit.Standard("global", r.num("RATE_LIMIT_REQUESTS_PER_MINUTE"), r.num("RATE_LIMIT_REQUESTS_PER_HOUR"), r.num("RATE_LIMIT_REQUESTS_PER_DAY"))
 	if len(c.RateLimit.Global.Windows) == 0 && c.RateLimitEnabled {
-		errs = append(errs, errors.New("RATE_LIMIT_REQUESTS_PER_MINUTE/HOUR/DAY are all 0: set RATE_LIMIT_ENABLED=false to turn rate limiting off"))
+		r.fail(errors.New("RATE_LIMIT_REQUESTS_PER_MINUTE/HOUR/DAY are all 0: set RATE_LIMIT_ENABLED=false to turn rate limiting off"))
 	}
-	if m, h, d, err := triple(get("RATE_LIMIT_AUTH_FAILURES")); err != nil {
-		errs = append(errs, fmt.Errorf("RATE_LIMIT_AUTH_FAILURES: %w", err))
+	if m, h, d, err := triple(r.get("RATE_LIMIT_AUTH_FAILURES")); err != nil {
+		r.fail(fmt.Errorf("RATE_LIMIT_AUTH_FAILURES: %w", err))
 	} else {
 		c.RateLimit.AuthFailures = ratelimit.Standard("auth_failure", m, h, d)
 	}
-	for _, item := range strings.Split(get("RATE_LIMIT_ENDPOINTS"), ";") {
+	for _, item := range strings.Split(r.get("RATE_LIMIT_ENDPOINTS"), ";") {
 		if strings.TrimSpace(item) == "" {
 			continue
 		}
 		route, limits, ok := strings.Cut(item, "=")
 		m, h, d, err := triple(limits)
 		if !ok || err != nil {
-			errs = append(errs, fmt.Errorf("RATE_LIMIT_ENDPOINTS: %q: want METHOD /path=minute/hour/day", strings.TrimSpace(item)))
+			r.fail(fmt.Errorf("RATE_LIMIT_ENDPOINTS: %q: want METHOD /path=minute/hour/day", strings.TrimSpace(item)))
 			continue
 		}
 		if c.RateLimit.Endpoints == nil {
@@ -319,18 +384,25 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 		c.RateLimit.Endpoints[strings.TrimSpace(route)] = ratelimit.Standard("", m, h, d)
 	}
-	for _, p := range list(get("TRUSTED_PROXIES")) {
+}
+
+func (c *config) readTrustedProxies(r *envReader) {
+	for _, p := range list(r.get("TRUSTED_PROXIES")) {
 		n, err := parseNet(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+			r.fail(fmt.Errorf("TRUSTED_PROXIES: %w", err))
 			continue
 		}
 		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
+}
 
+// parseServeFlags parses serve's flags over c and returns --target, whose
+// default is target (ABACUS_TARGET). --help prints envDoc.
+func parseServeFlags(c *config, args []string, target string, stderr io.Writer) (string, error) {
 	fs := flag.NewFlagSet("abacus serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	target := fs.String("target", get("ABACUS_TARGET"), "roles to run: all, or a comma list of api, ingest, analyzer (env ABACUS_TARGET)")
+	fs.StringVar(&target, "target", target, "roles to run: all, or a comma list of api, ingest, analyzer (env ABACUS_TARGET)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (env ABACUS_HTTP_ADDR)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: abacus serve [--target=api,ingest,analyzer] [--http-addr=host:port]")
@@ -341,19 +413,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return "", err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		return "", fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	c.Targets, err = parseTargets(*target)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return c, c.validate()
+	return target, nil
 }
 
 // boolAuto parses true, false or auto (which gives auto).
