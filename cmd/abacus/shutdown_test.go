@@ -41,22 +41,25 @@ func TestShutdownOrder(t *testing.T) {
 	sc := bufio.NewScanner(strings.NewReader(p.logs.String()))
 	for sc.Scan() {
 		var line struct {
-			Msg string `json:"msg"`
+			Msg       string `json:"msg"`
+			Component string `json:"component"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) == nil {
-			msgs = append(msgs, line.Msg)
+			msgs = append(msgs, line.Component+": "+line.Msg)
 		}
 	}
+	// serve's own lines have no component; the roles' have theirs (the
+	// analyzer logs "analyzer stopped" too).
 	want := []string{
-		"stopping api",
-		"http server shutting down: readiness failed, draining requests",
-		"http server stopped",
-		"api stopped",
-		"stopping ingest",
-		"ingest stopped",
-		"stopping analyzer",
-		"analyzer stopped",
-		"abacus stopped",
+		": stopping api",
+		"api: http server shutting down: readiness failed, draining requests",
+		"api: http server stopped",
+		": api stopped",
+		": stopping ingest",
+		": ingest stopped",
+		": stopping analyzer",
+		": analyzer stopped",
+		": abacus stopped",
 	}
 	last := -1
 	for _, w := range want {
