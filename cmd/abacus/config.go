@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -86,8 +87,10 @@ type config struct {
 	Cache        cache.Config
 }
 
-// envDoc lists every environment variable with its default, for --help and
-// the README.
+// envDoc lists every environment variable with its default and meaning. It
+// is what serve --help prints, and the configuration table of README.md is
+// generated from it (TestREADMEEnvTable fails when they differ; run it with
+// -update to rewrite the table).
 var envDoc = [][3]string{
 	{"ENVIRONMENT", "production", "production (API keys required, JSON logs) or development (NO authentication, text logs; loopback only)"},
 	{"API_KEY", "", "an admin API key (permissions *) accepted from memory; generate one with `abacus keys generate`"},
@@ -99,33 +102,33 @@ var envDoc = [][3]string{
 	{"ABACUS_HTTP_ADDR", "127.0.0.1:8000", "HTTP listen address"},
 	{"INPUT_MAX_REQUEST_SIZE_MB", "10", "largest request body in MB (413 above)"},
 	{"INPUT_VALIDATION_ENABLED", "true", "validate request input (false only to measure what validation costs; the body size limit stays)"},
-	{"INPUT_MAX_STRING_LENGTH", "100000", "longest string or object key in a request, in characters (400 above)"},
+	{"INPUT_MAX_STRING_LENGTH", "100000", "longest string, object key or number in a request, in characters (400 above)"},
 	{"INPUT_MAX_DEPTH", "32", "deepest nesting of JSON objects and arrays in a request"},
 	{"INPUT_MAX_ELEMENTS", "100000", "most JSON values (array items and object members) in one request body or batch event"},
 	{"INPUT_CHECK_SQL_INJECTION", "true", "refuse SQL injection (libinjection) in request strings"},
 	{"INPUT_CHECK_XSS", "true", "refuse cross-site scripting (libinjection) in request strings"},
 	{"INPUT_CHECK_COMMAND_INJECTION", "true", "refuse shell command injection in request strings"},
 	{"INPUT_EXEMPT_FIELDS", "variants[*].configuration", "comma list of JSON path patterns exempt from the three checks above (`[*]` any index, `*` any key part, `**` any depth)"},
-	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com); empty: none"},
-	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address"},
+	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com; no wildcard); empty: none, so browsers refuse cross-origin reads"},
+	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address, and the header is ignored"},
 	{"RATE_LIMIT_ENABLED", "auto", "rate limiting: true, false, or auto (on, except with ENVIRONMENT=development)"},
-	{"RATE_LIMIT_REQUESTS_PER_MINUTE", "60", "requests per minute per client (API key, or IP without one), times the key's rate_limit_multiplier"},
+	{"RATE_LIMIT_REQUESTS_PER_MINUTE", "60", "requests per minute per client (API key, or IP without one), times the key's rate_limit_multiplier; 0 leaves the window out (as for hour and day)"},
 	{"RATE_LIMIT_REQUESTS_PER_HOUR", "1000", "requests per hour per client, times the multiplier"},
 	{"RATE_LIMIT_REQUESTS_PER_DAY", "10000", "requests per day per client, times the multiplier"},
 	{"RATE_LIMIT_ENDPOINTS", "", "extra limits per route, in addition: `METHOD /path=minute/hour/day` items separated by `;` (0: no limit for that window), e.g. `GET /api/ab-testing/tests/{test_id}/analyze=30/600/0`"},
 	{"RATE_LIMIT_AUTH_FAILURES", "10/100/500", "requests with a missing or invalid API key allowed per client IP per minute/hour/day"},
 	{"RATE_LIMIT_SHARED", "auto", "share the limits across replicas through NATS (true, false, or auto: when NATS_URL or NATS_EMBEDDED_LISTEN is set)"},
 	{"PUBLISH_TIMEOUT", "5s", "longest wait for JetStream to acknowledge an event (503 after)"},
-	{"SHUTDOWN_TIMEOUT", "30s", "longest drain of each component on SIGTERM"},
+	{"SHUTDOWN_TIMEOUT", "30s", "longest drain of in-flight HTTP requests on SIGTERM (ingest finishes its last batch within INGEST_INSERT_TIMEOUT)"},
 	{"ANALYSIS_REPORT_MAX_AGE", "10s", "GET .../analyze serves a stored report younger than this"},
 	{"NATS_URL", "", "external NATS server or cluster; empty starts an embedded server"},
 	{"NATS_CREDS", "", "NATS credentials file for NATS_URL"},
-	{"NATS_EMBEDDED_LISTEN", "", "host:port where the embedded server accepts other clients; empty: in-process only"},
+	{"NATS_EMBEDDED_LISTEN", "", "host:port where the embedded server accepts other clients (other replicas, the nats CLI); empty: in-process only"},
 	{"NATS_REPLICAS", "1", "replicas of the stream and KV buckets (3 in a cluster)"},
 	{"NATS_STREAM_MAX_AGE", "72h", "how long events stay in the stream"},
-	{"NATS_DUPLICATE_WINDOW", "2m", "JetStream remembers message ids (an event's, or a batch message's) this long: a client retry within it is stored once"},
-	{"DATA_DIR", "./data", "embedded NATS JetStream store (DATA_DIR/nats) and local ClickHouse data"},
-	{"CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/abacus", "ClickHouse native-protocol URL (database created if missing)"},
+	{"NATS_DUPLICATE_WINDOW", "2m", "JetStream remembers message ids (an event's, or a batch message's) this long: a client retry within it is stored once (about 100 bytes of memory per message in the window)"},
+	{"DATA_DIR", "./data", "embedded NATS JetStream store (DATA_DIR/nats) and the local ClickHouse's data (DATA_DIR/clickhouse)"},
+	{"CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/abacus", "ClickHouse native-protocol URL (database created if missing); clickhouse-go query parameters (dial_timeout, max_open_conns, ...) apply"},
 	{"INGEST_BATCH_SIZE", "5000", "most messages, and about as many events, per ClickHouse insert"},
 	{"INGEST_FLUSH_INTERVAL", "200ms", "longest an event waits for its batch to fill"},
 	{"INGEST_WORKERS", "2", "concurrent ingest loops in this process"},
@@ -143,136 +146,198 @@ var envDoc = [][3]string{
 	{"CACHE_GENERAL_SIZE", "1000", "entries of the general layer (power calculations)"},
 	{"CACHE_DEFAULT_TTL", "3600s", "longest life of a general entry"},
 	{"CACHE_GENERAL_MAX_MB", "16", "memory of the general layer"},
-	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles (debugging; keep it on loopback); empty: off"},
-	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (must exceed INGEST_INSERT_TIMEOUT)"},
-	{"INGEST_INSERT_TIMEOUT", "20s", "longest ClickHouse insert of one batch (1s to 1m: the analyzer allows two minutes for inserts in flight)"},
+	{"ABACUS_PPROF_ADDR", "", "host:port for Go's net/http/pprof profiles on a listener of their own (debugging; keep it on loopback); empty: off"},
+	{"INGEST_ACK_WAIT", "60s", "how long JetStream waits for ingest's ack before redelivering (at least INGEST_INSERT_TIMEOUT + INGEST_FLUSH_INTERVAL + 1s)"},
+	{"INGEST_INSERT_TIMEOUT", "20s", "longest work on one fetched batch: lookups, the intent record and the ClickHouse insert (1s to 1m: the analyzer's fold allows two minutes for inserts in flight)"},
 	{"ANALYSIS_INTERVAL", "60s", "how often the analyzer recomputes running tests"},
 }
 
 // loadConfig reads .env (without overriding the environment), then the
-// environment, then flags.
+// environment, then flags. It reports every bad setting at once.
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	dotenv := map[string]string{}
-	if path := getenv("ABACUS_ENV_FILE"); path != "" || fileExists(".env") {
-		if path == "" {
-			path = ".env"
-		}
-		m, err := godotenv.Read(path)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		dotenv = m
+	dotenv, err := readDotEnv(getenv)
+	if err != nil {
+		return nil, err
 	}
-	env := func(key string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return dotenv[key]
-	}
-	get := func(key string) string {
-		if v := env(key); v != "" {
-			return v
-		}
-		for _, d := range envDoc {
-			if d[0] == key {
-				return d[1]
-			}
-		}
-		return ""
-	}
-
+	r := &envReader{getenv: getenv, dotenv: dotenv}
 	c := &config{}
-	var errs []error
-	dur := func(key string) time.Duration {
-		d, err := time.ParseDuration(get(key))
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 500ms, 30s or 5m", key, get(key)))
-		}
-		return d
-	}
-	boolean := func(key string) bool {
-		b, err := strconv.ParseBool(get(key))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: want true or false", key, get(key)))
-		}
-		return b
-	}
-	num := func(key string) int {
-		if key == "INGEST_MAX_ACK_PENDING" && env(key) == "" {
-			return 0
-		}
-		n, err := strconv.Atoi(get(key))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: want a whole number", key, get(key)))
-		}
-		return n
-	}
+	c.readServer(r)
+	c.readBus(r)
+	c.readIngest(r)
+	c.readCORS(r)
+	c.readValidation(r)
+	c.readCache(r)
+	c.readRateLimits(r)
+	c.readTrustedProxies(r)
 
-	c.Environment = strings.ToLower(get("ENVIRONMENT"))
-	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
-		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", get("LOG_LEVEL")))
+	target, err := parseServeFlags(c, args, r.get("ABACUS_TARGET"), stderr)
+	if err != nil {
+		return nil, err
 	}
-	c.HTTPAddr = get("ABACUS_HTTP_ADDR")
-	mb, err := strconv.ParseFloat(get("INPUT_MAX_REQUEST_SIZE_MB"), 64)
+	if c.Targets, err = parseTargets(target); err != nil {
+		r.fail(err)
+	}
+	if err := errors.Join(r.errs...); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+// readDotEnv reads ABACUS_ENV_FILE, or ./.env when it exists.
+func readDotEnv(getenv func(string) string) (map[string]string, error) {
+	path := getenv("ABACUS_ENV_FILE")
+	if path == "" {
+		if !fileExists(".env") {
+			return map[string]string{}, nil
+		}
+		path = ".env"
+	}
+	m, err := godotenv.Read(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// envReader reads settings from the environment, then .env, then envDoc's
+// defaults, and collects the errors of the ones that do not parse.
+type envReader struct {
+	getenv func(string) string
+	dotenv map[string]string
+	errs   []error
+}
+
+// set returns the value of key set in the environment or .env, or "".
+func (r *envReader) set(key string) string {
+	if v := r.getenv(key); v != "" {
+		return v
+	}
+	return r.dotenv[key]
+}
+
+// get returns the value of key, or its default from envDoc.
+func (r *envReader) get(key string) string {
+	if v := r.set(key); v != "" {
+		return v
+	}
+	for _, d := range envDoc {
+		if d[0] == key {
+			return d[1]
+		}
+	}
+	return ""
+}
+
+func (r *envReader) fail(err error) { r.errs = append(r.errs, err) }
+
+func (r *envReader) dur(key string) time.Duration {
+	d, err := time.ParseDuration(r.get(key))
+	if err != nil || d < 0 {
+		r.fail(fmt.Errorf("%s=%q: want a duration such as 500ms, 30s or 5m", key, r.get(key)))
+	}
+	return d
+}
+
+func (r *envReader) boolean(key string) bool {
+	b, err := strconv.ParseBool(r.get(key))
+	if err != nil {
+		r.fail(fmt.Errorf("%s=%q: want true or false", key, r.get(key)))
+	}
+	return b
+}
+
+func (r *envReader) num(key string) int {
+	n, err := strconv.Atoi(r.get(key))
+	if err != nil {
+		r.fail(fmt.Errorf("%s=%q: want a whole number", key, r.get(key)))
+	}
+	return n
+}
+
+// readServer reads the environment, logging, HTTP and API key settings.
+func (c *config) readServer(r *envReader) {
+	c.Environment = strings.ToLower(r.get("ENVIRONMENT"))
+	if err := c.LogLevel.UnmarshalText([]byte(r.get("LOG_LEVEL"))); err != nil {
+		r.fail(fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", r.get("LOG_LEVEL")))
+	}
+	c.HTTPAddr = r.get("ABACUS_HTTP_ADDR")
+	mb, err := strconv.ParseFloat(r.get("INPUT_MAX_REQUEST_SIZE_MB"), 64)
 	if err != nil || mb <= 0 || mb > 1024 {
-		errs = append(errs, fmt.Errorf("INPUT_MAX_REQUEST_SIZE_MB=%q: want a number of MB in (0, 1024]", get("INPUT_MAX_REQUEST_SIZE_MB")))
+		r.fail(fmt.Errorf("INPUT_MAX_REQUEST_SIZE_MB=%q: want a number of MB in (0, 1024]", r.get("INPUT_MAX_REQUEST_SIZE_MB")))
 	}
 	c.MaxBodyBytes = int64(mb * (1 << 20))
-	c.PublishTimeout = dur("PUBLISH_TIMEOUT")
-	c.ShutdownTimeout = dur("SHUTDOWN_TIMEOUT")
-	c.ReportMaxAge = dur("ANALYSIS_REPORT_MAX_AGE")
-	c.APIKey = get("API_KEY")
-	c.APIKeyPepper = get("API_KEY_PEPPER")
-	c.KeyRotationGrace = dur("API_KEY_ROTATION_GRACE")
-	c.AllowInsecureDevBind, err = strconv.ParseBool(get("ALLOW_INSECURE_DEV_BIND"))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("ALLOW_INSECURE_DEV_BIND=%q: want true or false", get("ALLOW_INSECURE_DEV_BIND")))
+	c.PublishTimeout = r.dur("PUBLISH_TIMEOUT")
+	c.ShutdownTimeout = r.dur("SHUTDOWN_TIMEOUT")
+	c.ReportMaxAge = r.dur("ANALYSIS_REPORT_MAX_AGE")
+	c.APIKey = r.get("API_KEY")
+	c.APIKeyPepper = r.get("API_KEY_PEPPER")
+	c.KeyRotationGrace = r.dur("API_KEY_ROTATION_GRACE")
+	c.AllowInsecureDevBind = r.boolean("ALLOW_INSECURE_DEV_BIND")
+}
+
+// readBus reads the NATS, data folder and ClickHouse settings.
+func (c *config) readBus(r *envReader) {
+	c.NATSURL = r.get("NATS_URL")
+	c.NATSCreds = r.get("NATS_CREDS")
+	c.NATSEmbeddedAddr = r.get("NATS_EMBEDDED_LISTEN")
+	c.NATSReplicas = r.num("NATS_REPLICAS")
+	c.StreamMaxAge = r.dur("NATS_STREAM_MAX_AGE")
+	c.DuplicateWindow = r.dur("NATS_DUPLICATE_WINDOW")
+	c.DataDir = r.get("DATA_DIR")
+	c.ClickHouseURL = r.get("CLICKHOUSE_URL")
+}
+
+// readIngest reads the ingest, pprof and analyzer settings.
+func (c *config) readIngest(r *envReader) {
+	c.IngestBatchSize = r.num("INGEST_BATCH_SIZE")
+	c.IngestFlushInterval = r.dur("INGEST_FLUSH_INTERVAL")
+	c.IngestWorkers = r.num("INGEST_WORKERS")
+	// Unset, it is 0: ingest computes it from the batch size and workers.
+	if r.set("INGEST_MAX_ACK_PENDING") != "" {
+		c.IngestMaxAckPending = r.num("INGEST_MAX_ACK_PENDING")
 	}
-	c.NATSURL = get("NATS_URL")
-	c.NATSCreds = get("NATS_CREDS")
-	c.NATSEmbeddedAddr = get("NATS_EMBEDDED_LISTEN")
-	c.NATSReplicas = num("NATS_REPLICAS")
-	c.StreamMaxAge = dur("NATS_STREAM_MAX_AGE")
-	c.DuplicateWindow = dur("NATS_DUPLICATE_WINDOW")
-	c.DataDir = get("DATA_DIR")
-	c.ClickHouseURL = get("CLICKHOUSE_URL")
-	c.IngestBatchSize = num("INGEST_BATCH_SIZE")
-	c.IngestFlushInterval = dur("INGEST_FLUSH_INTERVAL")
-	c.IngestWorkers = num("INGEST_WORKERS")
-	c.IngestMaxAckPending = num("INGEST_MAX_ACK_PENDING")
-	c.IngestAckWait = dur("INGEST_ACK_WAIT")
-	c.PprofAddr = get("ABACUS_PPROF_ADDR")
-	c.IngestInsertTimeout = dur("INGEST_INSERT_TIMEOUT")
-	c.AnalysisInterval = dur("ANALYSIS_INTERVAL")
-	c.CORSOrigins = list(get("CORS_ALLOWED_ORIGINS"))
+	c.IngestAckWait = r.dur("INGEST_ACK_WAIT")
+	c.PprofAddr = r.get("ABACUS_PPROF_ADDR")
+	c.IngestInsertTimeout = r.dur("INGEST_INSERT_TIMEOUT")
+	c.AnalysisInterval = r.dur("ANALYSIS_INTERVAL")
+}
+
+func (c *config) readCORS(r *envReader) {
+	c.CORSOrigins = list(r.get("CORS_ALLOWED_ORIGINS"))
 	for _, o := range c.CORSOrigins {
 		if o == "*" || !(strings.HasPrefix(o, "https://") || strings.HasPrefix(o, "http://")) {
-			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q: want origins such as https://dash.example.com (no wildcard)", o))
+			r.fail(fmt.Errorf("CORS_ALLOWED_ORIGINS: %q: want origins such as https://dash.example.com (no wildcard)", o))
 		}
 	}
-	c.ValidationEnabled = boolean("INPUT_VALIDATION_ENABLED")
+}
+
+func (c *config) readValidation(r *envReader) {
+	c.ValidationEnabled = r.boolean("INPUT_VALIDATION_ENABLED")
 	c.Validation = validate.Config{
-		MaxStringLength:        num("INPUT_MAX_STRING_LENGTH"),
-		MaxDepth:               num("INPUT_MAX_DEPTH"),
-		MaxElements:            num("INPUT_MAX_ELEMENTS"),
-		EnableSQLInjection:     boolean("INPUT_CHECK_SQL_INJECTION"),
-		EnableXSS:              boolean("INPUT_CHECK_XSS"),
-		EnableCommandInjection: boolean("INPUT_CHECK_COMMAND_INJECTION"),
-		ExemptFields:           append([]string{}, list(get("INPUT_EXEMPT_FIELDS"))...),
+		MaxStringLength:        r.num("INPUT_MAX_STRING_LENGTH"),
+		MaxDepth:               r.num("INPUT_MAX_DEPTH"),
+		MaxElements:            r.num("INPUT_MAX_ELEMENTS"),
+		EnableSQLInjection:     r.boolean("INPUT_CHECK_SQL_INJECTION"),
+		EnableXSS:              r.boolean("INPUT_CHECK_XSS"),
+		EnableCommandInjection: r.boolean("INPUT_CHECK_COMMAND_INJECTION"),
+		ExemptFields:           append([]string{}, list(r.get("INPUT_EXEMPT_FIELDS"))...),
 	}
 	if c.Validation.MaxStringLength < 1 || c.Validation.MaxDepth < 1 || c.Validation.MaxElements < 1 {
-		errs = append(errs, errors.New("INPUT_MAX_STRING_LENGTH, INPUT_MAX_DEPTH and INPUT_MAX_ELEMENTS must be at least 1"))
+		r.fail(errors.New("INPUT_MAX_STRING_LENGTH, INPUT_MAX_DEPTH and INPUT_MAX_ELEMENTS must be at least 1"))
 	}
 	if err := c.Validation.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("INPUT_EXEMPT_FIELDS: %w", err))
+		r.fail(fmt.Errorf("INPUT_EXEMPT_FIELDS: %w", err))
 	}
-	c.CacheEnabled = boolean("CACHE_ENABLED")
+}
+
+func (c *config) readCache(r *envReader) {
+	c.CacheEnabled = r.boolean("CACHE_ENABLED")
 	layer := func(prefix, ttlKey string) cache.LayerConfig {
-		lc := cache.LayerConfig{MaxEntries: num(prefix + "_SIZE"), MaxMB: num(prefix + "_MAX_MB")}
-		if ttlKey == "CACHE_ANALYSIS_TTL" && env(ttlKey) == "" {
-			lc.TTL = max(dur("ANALYSIS_INTERVAL"), time.Second)
+		lc := cache.LayerConfig{MaxEntries: r.num(prefix + "_SIZE"), MaxMB: r.num(prefix + "_MAX_MB")}
+		if ttlKey == "CACHE_ANALYSIS_TTL" && r.set(ttlKey) == "" {
+			lc.TTL = max(r.dur("ANALYSIS_INTERVAL"), time.Second)
 		} else {
-			lc.TTL = dur(ttlKey)
+			lc.TTL = r.dur(ttlKey)
 		}
 		lc.Disabled = !c.CacheEnabled || lc.MaxMB == 0
 		if lc.Disabled {
@@ -288,27 +353,30 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		Subject:  cache.SubjectInvalidate,
 	}
 	if err := c.Cache.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("CACHE_*: %w", err))
+		r.fail(fmt.Errorf("CACHE_*: %w", err))
 	}
-	c.RateLimitEnabled = boolAuto("RATE_LIMIT_ENABLED", get("RATE_LIMIT_ENABLED"), c.Environment != "development", &errs)
-	c.RateLimitShared = boolAuto("RATE_LIMIT_SHARED", get("RATE_LIMIT_SHARED"), get("NATS_URL") != "" || get("NATS_EMBEDDED_LISTEN") != "", &errs)
-	c.RateLimit.Global = ratelimit.Standard("global", num("RATE_LIMIT_REQUESTS_PER_MINUTE"), num("RATE_LIMIT_REQUESTS_PER_HOUR"), num("RATE_LIMIT_REQUESTS_PER_DAY"))
+}
+
+func (c *config) readRateLimits(r *envReader) {
+	c.RateLimitEnabled = boolAuto("RATE_LIMIT_ENABLED", r.get("RATE_LIMIT_ENABLED"), c.Environment != "development", &r.errs)
+	c.RateLimitShared = boolAuto("RATE_LIMIT_SHARED", r.get("RATE_LIMIT_SHARED"), r.get("NATS_URL") != "" || r.get("NATS_EMBEDDED_LISTEN") != "", &r.errs)
+	c.RateLimit.Global = ratelimit.Standard("global", r.num("RATE_LIMIT_REQUESTS_PER_MINUTE"), r.num("RATE_LIMIT_REQUESTS_PER_HOUR"), r.num("RATE_LIMIT_REQUESTS_PER_DAY"))
 	if len(c.RateLimit.Global.Windows) == 0 && c.RateLimitEnabled {
-		errs = append(errs, errors.New("RATE_LIMIT_REQUESTS_PER_MINUTE/HOUR/DAY are all 0: set RATE_LIMIT_ENABLED=false to turn rate limiting off"))
+		r.fail(errors.New("RATE_LIMIT_REQUESTS_PER_MINUTE/HOUR/DAY are all 0: set RATE_LIMIT_ENABLED=false to turn rate limiting off"))
 	}
-	if m, h, d, err := triple(get("RATE_LIMIT_AUTH_FAILURES")); err != nil {
-		errs = append(errs, fmt.Errorf("RATE_LIMIT_AUTH_FAILURES: %w", err))
+	if m, h, d, err := triple(r.get("RATE_LIMIT_AUTH_FAILURES")); err != nil {
+		r.fail(fmt.Errorf("RATE_LIMIT_AUTH_FAILURES: %w", err))
 	} else {
 		c.RateLimit.AuthFailures = ratelimit.Standard("auth_failure", m, h, d)
 	}
-	for _, item := range strings.Split(get("RATE_LIMIT_ENDPOINTS"), ";") {
+	for _, item := range strings.Split(r.get("RATE_LIMIT_ENDPOINTS"), ";") {
 		if strings.TrimSpace(item) == "" {
 			continue
 		}
 		route, limits, ok := strings.Cut(item, "=")
 		m, h, d, err := triple(limits)
 		if !ok || err != nil {
-			errs = append(errs, fmt.Errorf("RATE_LIMIT_ENDPOINTS: %q: want METHOD /path=minute/hour/day", strings.TrimSpace(item)))
+			r.fail(fmt.Errorf("RATE_LIMIT_ENDPOINTS: %q: want METHOD /path=minute/hour/day", strings.TrimSpace(item)))
 			continue
 		}
 		if c.RateLimit.Endpoints == nil {
@@ -316,18 +384,25 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 		c.RateLimit.Endpoints[strings.TrimSpace(route)] = ratelimit.Standard("", m, h, d)
 	}
-	for _, p := range list(get("TRUSTED_PROXIES")) {
+}
+
+func (c *config) readTrustedProxies(r *envReader) {
+	for _, p := range list(r.get("TRUSTED_PROXIES")) {
 		n, err := parseNet(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+			r.fail(fmt.Errorf("TRUSTED_PROXIES: %w", err))
 			continue
 		}
 		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
+}
 
+// parseServeFlags parses serve's flags over c and returns --target, whose
+// default is target (ABACUS_TARGET). --help prints envDoc.
+func parseServeFlags(c *config, args []string, target string, stderr io.Writer) (string, error) {
 	fs := flag.NewFlagSet("abacus serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	target := fs.String("target", get("ABACUS_TARGET"), "roles to run: all, or a comma list of api, ingest, analyzer (env ABACUS_TARGET)")
+	fs.StringVar(&target, "target", target, "roles to run: all, or a comma list of api, ingest, analyzer (env ABACUS_TARGET)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (env ABACUS_HTTP_ADDR)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: abacus serve [--target=api,ingest,analyzer] [--http-addr=host:port]")
@@ -338,19 +413,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return "", err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		return "", fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	c.Targets, err = parseTargets(*target)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return c, c.validate()
+	return target, nil
 }
 
 // boolAuto parses true, false or auto (which gives auto).
@@ -497,18 +565,35 @@ func (c *config) authSummary() string {
 	return s
 }
 
-// redactURL hides a password in a URL.
+// redactURL hides the passwords in a URL, or in each server of a comma list
+// of URLs (NATS_URL may name several), with (*url.URL).Redacted. A server
+// may leave out the scheme ("h:4222"), as NATS allows. A part that does not
+// parse is shown as "<unparsable>", so that a typo never leaks a password
+// into the logs.
 func redactURL(s string) string {
-	at := strings.LastIndex(s, "@")
-	scheme := strings.Index(s, "://")
-	if at < 0 || scheme < 0 || at < scheme {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = redactServer(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+func redactServer(s string) string {
+	if s == "" {
 		return s
 	}
-	creds := s[scheme+3 : at]
-	if i := strings.Index(creds, ":"); i >= 0 {
-		creds = creds[:i] + ":xxxxx"
+	noScheme := !strings.Contains(s, "://")
+	if noScheme {
+		s = "//" + s
 	}
-	return s[:scheme+3] + creds + s[at:]
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "<unparsable>"
+	}
+	if noScheme {
+		return strings.TrimPrefix(u.Redacted(), "//")
+	}
+	return u.Redacted()
 }
 
 func fileExists(p string) bool {

@@ -129,14 +129,34 @@ func TestDotEnv(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"clickhouse://u:secret@h:9000/db": "clickhouse://u:xxxxx@h:9000/db",
-		"nats://h:4222":                   "nats://h:4222",
-		"clickhouse://u@h:9000/db":        "clickhouse://u@h:9000/db",
-	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
-		}
+	tests := []struct {
+		name, in, want string
+	}{
+		{"password", "clickhouse://u:secret@h:9000/db", "clickhouse://u:xxxxx@h:9000/db"},
+		{"no userinfo", "nats://h:4222", "nats://h:4222"},
+		{"no password", "clickhouse://u@h:9000/db", "clickhouse://u@h:9000/db"},
+		{"query kept", "clickhouse://u:secret@h:9000/db?dial_timeout=1s", "clickhouse://u:xxxxx@h:9000/db?dial_timeout=1s"},
+		{"multi", "nats://a:pw@h1:4222,nats://b:pw2@h2:4222", "nats://a:xxxxx@h1:4222,nats://b:xxxxx@h2:4222"},
+		{"multi with spaces", "nats://a:pw@h1:4222, nats://h2:4222", "nats://a:xxxxx@h1:4222,nats://h2:4222"},
+		{"no scheme", "a:pw@h1:4222,h2:4222", "a:xxxxx@h1:4222,h2:4222"},
+		{"at sign in password", "nats://a:p@ss@h:4222", "nats://a:xxxxx@h:4222"},
+		{"unparsable", "nats://a:pw@h:port:x", "<unparsable>"},
+		{"unparsable control character", "nats://a:pw\x7f@h:4222", "<unparsable>"},
+		{"one unparsable server", "nats://a:pw@h1:4222,nats://b:pw2@[h2", "nats://a:xxxxx@h1:4222,<unparsable>"},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := redactURL(tt.in)
+			if got != tt.want {
+				t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			for _, secret := range []string{"secret", "pw"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("redactURL(%q) = %q: it leaks %q", tt.in, got, secret)
+				}
+			}
+		})
 	}
 }
 

@@ -230,15 +230,15 @@ func (c *client) waitIngestIdle(since time.Time, limit time.Duration) {
 	c.t.Fatalf("ingest still busy %v after %v", limit, since)
 }
 
+// waitReady waits until /readyz answers 200, asking every 100ms, and
+// fails at once if the process exits first.
 func (c *client) waitReady(p *proc) {
 	c.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			c.t.Fatalf("abacus serve exited early: %v\n%s", p.err, p.logs.String())
-		default:
-		}
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		resp, err := http.Get(c.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
@@ -246,9 +246,14 @@ func (c *client) waitReady(p *proc) {
 				return
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-p.done:
+			c.t.Fatalf("abacus serve exited early: %v\n%s", p.err, p.logs.String())
+		case <-deadline.C:
+			c.t.Fatalf("abacus serve not ready after 60s:\n%s", p.logs.String())
+		case <-tick.C:
+		}
 	}
-	c.t.Fatalf("abacus serve not ready after 60s:\n%s", p.logs.String())
 }
 
 type report struct {

@@ -69,8 +69,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return nil
 	}
-	cmd := args[0]
-	if cmd == "generate" {
+	if args[0] == "generate" {
 		k, err := auth.GenerateKey()
 		if err != nil {
 			return err
@@ -78,66 +77,10 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stdout, k)
 		return nil
 	}
-	fs := flag.NewFlagSet("abacus keys "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
-	asJSON := fs.Bool("json", false, "print JSON")
-	server := fs.String("server", "", "base URL of a running abacus to use the HTTP admin API of")
-	direct := fs.Bool("direct", false, "talk to NATS directly")
-	var n auth.NewKey
-	var perms string
-	var expiresIn, grace time.Duration
-	switch cmd {
-	case "create":
-		fs.StringVar(&n.UserID, "user", "", "user id the key belongs to (required)")
-		fs.StringVar(&perms, "permissions", "", "comma list of permissions: exact (ab_testing.read), wildcard (ab_testing.*) or * (required)")
-		fs.StringVar(&n.Name, "name", "", "what the key is for")
-		fs.DurationVar(&expiresIn, "expires-in", 0, "lifetime, such as 720h (default: no expiry)")
-		fs.Float64Var(&n.RateLimitMultiplier, "rate-limit-multiplier", 1, "rate limit multiplier stored with the key")
-	case "rotate":
-		fs.DurationVar(&grace, "grace", -1, "how long the old key keeps working (default: the server's API_KEY_ROTATION_GRACE)")
-	case "list", "get", "revoke":
-	default:
-		fmt.Fprint(stderr, keysUsage)
-		return fmt.Errorf("unknown keys command %q", cmd)
-	}
-	// Flags may come before or after the key id.
-	if err := fs.Parse(args[1:]); err != nil {
+	ka, err := parseKeysArgs(args[0], args[1:], stderr)
+	if err != nil {
 		return err
 	}
-	var id string
-	if rest := fs.Args(); len(rest) > 0 {
-		id = rest[0]
-		if err := fs.Parse(rest[1:]); err != nil {
-			return err
-		}
-		if fs.NArg() > 0 {
-			return fmt.Errorf("unexpected arguments: %q", fs.Args())
-		}
-	}
-	needID := cmd == "get" || cmd == "revoke" || cmd == "rotate"
-	if needID != (id != "") {
-		if needID {
-			return fmt.Errorf("keys %s: give the key id (see abacus keys list)", cmd)
-		}
-		return fmt.Errorf("keys %s takes no argument, got %q", cmd, id)
-	}
-	if cmd == "create" {
-		if n.UserID == "" || perms == "" {
-			return errors.New("keys create: --user and --permissions are required")
-		}
-		for _, p := range strings.Split(perms, ",") {
-			n.Permissions = append(n.Permissions, strings.TrimSpace(p))
-		}
-		if expiresIn < 0 {
-			return errors.New("keys create: --expires-in must be positive")
-		}
-		if expiresIn > 0 {
-			t := time.Now().Add(expiresIn)
-			n.ExpiresAt = &t
-		}
-	}
-
 	cfg, err := loadConfig(nil, getenv, stderr)
 	if err != nil {
 		return err
@@ -146,24 +89,113 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	if adminKey == "" {
 		adminKey = cfg.APIKey
 	}
-	c, err := keysClient(ctx, cfg, *server, *direct, adminKey, stderr)
+	c, err := keysClient(ctx, cfg, ka.server, ka.direct, adminKey, stderr)
 	if err != nil {
 		return err
 	}
 	defer c.close()
+	return ka.run(ctx, c, stdout, stderr)
+}
 
+// keysArgs is one keys command (every one but generate) with its flags.
+type keysArgs struct {
+	cmd    string
+	id     string // the key id of get, revoke and rotate
+	asJSON bool
+	server string
+	direct bool
+	newKey auth.NewKey   // create
+	grace  time.Duration // rotate; -1: the server's default
+}
+
+// parseKeysArgs parses the flags and the key id of cmd, which may come in
+// any order, and checks them.
+func parseKeysArgs(cmd string, args []string, stderr io.Writer) (*keysArgs, error) {
+	ka := &keysArgs{cmd: cmd}
+	fs := flag.NewFlagSet("abacus keys "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, keysUsage) }
+	fs.BoolVar(&ka.asJSON, "json", false, "print JSON")
+	fs.StringVar(&ka.server, "server", "", "base URL of a running abacus to use the HTTP admin API of")
+	fs.BoolVar(&ka.direct, "direct", false, "talk to NATS directly")
+	var perms string
+	var expiresIn time.Duration
 	switch cmd {
+	case "create":
+		fs.StringVar(&ka.newKey.UserID, "user", "", "user id the key belongs to (required)")
+		fs.StringVar(&perms, "permissions", "", "comma list of permissions: exact (ab_testing.read), wildcard (ab_testing.*) or * (required)")
+		fs.StringVar(&ka.newKey.Name, "name", "", "what the key is for")
+		fs.DurationVar(&expiresIn, "expires-in", 0, "lifetime, such as 720h (default: no expiry)")
+		fs.Float64Var(&ka.newKey.RateLimitMultiplier, "rate-limit-multiplier", 1, "rate limit multiplier stored with the key")
+	case "rotate":
+		fs.DurationVar(&ka.grace, "grace", -1, "how long the old key keeps working (default: the server's API_KEY_ROTATION_GRACE)")
+	case "list", "get", "revoke":
+	default:
+		fmt.Fprint(stderr, keysUsage)
+		return nil, fmt.Errorf("unknown keys command %q", cmd)
+	}
+	// Flags may come before or after the key id.
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if rest := fs.Args(); len(rest) > 0 {
+		ka.id = rest[0]
+		if err := fs.Parse(rest[1:]); err != nil {
+			return nil, err
+		}
+		if fs.NArg() > 0 {
+			return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		}
+	}
+	needID := cmd == "get" || cmd == "revoke" || cmd == "rotate"
+	if needID != (ka.id != "") {
+		if needID {
+			return nil, fmt.Errorf("keys %s: give the key id (see abacus keys list)", cmd)
+		}
+		return nil, fmt.Errorf("keys %s takes no argument, got %q", cmd, ka.id)
+	}
+	if cmd == "create" {
+		if err := checkCreate(&ka.newKey, perms, expiresIn); err != nil {
+			return nil, err
+		}
+	}
+	return ka, nil
+}
+
+// checkCreate completes n with create's --permissions and --expires-in
+// and checks the required flags.
+func checkCreate(n *auth.NewKey, perms string, expiresIn time.Duration) error {
+	if n.UserID == "" || perms == "" {
+		return errors.New("keys create: --user and --permissions are required")
+	}
+	for _, p := range strings.Split(perms, ",") {
+		n.Permissions = append(n.Permissions, strings.TrimSpace(p))
+	}
+	if expiresIn < 0 {
+		return errors.New("keys create: --expires-in must be positive")
+	}
+	if expiresIn > 0 {
+		t := time.Now().Add(expiresIn)
+		n.ExpiresAt = &t
+	}
+	return nil
+}
+
+// run runs the command against c and prints its result.
+func (ka *keysArgs) run(ctx context.Context, c keyClient, stdout, stderr io.Writer) error {
+	switch ka.cmd {
 	case "create", "rotate":
 		var k *keyInfo
-		if cmd == "create" {
-			k, err = c.create(ctx, n)
+		var err error
+		if ka.cmd == "create" {
+			k, err = c.create(ctx, ka.newKey)
 		} else {
-			k, err = c.rotate(ctx, id, grace)
+			k, err = c.rotate(ctx, ka.id, ka.grace)
 		}
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if ka.asJSON {
 			return printJSON(stdout, k)
 		}
 		if k.Previous != nil {
@@ -178,21 +210,22 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if ka.asJSON {
 			return printJSON(stdout, ks)
 		}
 		return printKeys(stdout, ks)
 	case "get", "revoke":
 		var k *keyInfo
-		if cmd == "get" {
-			k, err = c.get(ctx, id)
+		var err error
+		if ka.cmd == "get" {
+			k, err = c.get(ctx, ka.id)
 		} else {
-			k, err = c.revoke(ctx, id)
+			k, err = c.revoke(ctx, ka.id)
 		}
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if ka.asJSON {
 			return printJSON(stdout, k)
 		}
 		return printKeys(stdout, []keyInfo{*k})

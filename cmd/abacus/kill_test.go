@@ -48,6 +48,10 @@ func TestKillDuringLoad(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	loaderDone := make(chan struct{})
+	// batchAcked gets a value for every batch acknowledged in full: the
+	// kills below wait on it, so that each lands while the loader is
+	// sending to (and ingest is consuming from) the process it kills.
+	batchAcked := make(chan struct{}, total)
 	go func() {
 		defer close(loaderDone)
 		hc := &http.Client{Timeout: 10 * time.Second}
@@ -87,6 +91,7 @@ func TestKillDuringLoad(t *testing.T) {
 				}
 				pending = pending[n:]
 				mu.Unlock()
+				batchAcked <- struct{}{}
 			}
 			if !ok {
 				select {
@@ -99,7 +104,22 @@ func TestKillDuringLoad(t *testing.T) {
 	}()
 
 	for kill := range 3 {
-		time.Sleep(time.Duration(300+200*kill) * time.Millisecond)
+		// Kill after a few batches (1000 events and more each time) were
+		// acknowledged by this process.
+		for drained := false; !drained; {
+			select {
+			case <-batchAcked:
+			default:
+				drained = true
+			}
+		}
+		for range 5 + 2*kill {
+			select {
+			case <-batchAcked:
+			case <-loaderDone:
+				t.Fatalf("the loader finished before kill %d: send more events", kill+1)
+			}
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

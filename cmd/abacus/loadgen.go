@@ -20,10 +20,10 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 
 	"github.com/abacus-ab/abacus/internal/chdb"
+	"github.com/abacus-ab/abacus/internal/loadcheck"
 )
 
 // loadgenConfig is what `abacus loadgen` is told.
@@ -195,90 +195,23 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintln(stdout, "bare insert: skipped (no result event was acknowledged)")
 		return nil
 	}
-	bare, inserted, took, err := bareInsert(ctx, conn, rows, e2eTook, stderr)
+	scratch, err := loadcheck.NewScratch(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := scratch.Drop(context.WithoutCancel(ctx)); err != nil {
+			fmt.Fprintln(stderr, "loadgen: dropping", scratch.Table+":", err)
+		}
+	}()
+	bare, inserted, took, err := scratch.Insert(ctx, rows, e2eTook)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "bare insert: %.0f rows/s (%d rows in %.1fs, %d-row batches on one connection, into a scratch copy of the results table)\n",
-		bare, inserted, took.Seconds(), bareBatchRows)
+		bare, inserted, took.Seconds(), loadcheck.BareBatchRows)
 	fmt.Fprintf(stdout, "end to end / bare insert: %.0f%%\n", 100*e2e/bare)
 	return nil
-}
-
-// bareBatchRows is the batch size of bareInsert: about what one ingest
-// insert holds (INGEST_BATCH_SIZE events of two metrics).
-const bareBatchRows = 10_000
-
-// bareInsert is the yardstick of end-to-end ingestion: a plain clickhouse-go
-// batch insert loop, column by column, of result rows shaped like the load
-// generator's, into a scratch table with the results table's layout,
-// dropped afterwards. It inserts at least rows rows and runs at least as
-// long as the end-to-end run took (minTime), so that both rates are
-// sustained over the same time and pay for ClickHouse's background merges
-// alike: a short burst into an empty table is much faster. It returns rows
-// per second, the rows inserted and the time taken.
-func bareInsert(ctx context.Context, conn driver.Conn, rows uint64, minTime time.Duration, stderr io.Writer) (float64, uint64, time.Duration, error) {
-	table := "loadgen_bare_insert_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
-		return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
-	}
-	if err := conn.Exec(ctx, "CREATE TABLE "+table+" AS results"); err != nil {
-		return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
-	}
-	defer func() {
-		if err := conn.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table); err != nil {
-			fmt.Fprintln(stderr, "loadgen: dropping", table+":", err)
-		}
-	}()
-	testID := uuid.NewString()
-	now := time.Now().UTC()
-	rng := rand.New(rand.NewPCG(7, 7))
-	// Build the batches first: the loop measures ClickHouse and the driver.
-	type cols struct {
-		test, variant, user, metric, event []string
-		value                              []float64
-		at                                 []time.Time
-		seq                                []uint64
-	}
-	var batches []cols
-	for done := uint64(0); done < rows; {
-		n := min(bareBatchRows, rows-done)
-		var c cols
-		for i := range n {
-			k := done + i
-			c.test = append(c.test, testID)
-			c.variant = append(c.variant, []string{"control", "treatment"}[k/2%2])
-			c.user = append(c.user, fmt.Sprintf("user-%d", rng.IntN(100_000)))
-			c.metric = append(c.metric, []string{"revenue", "conversion"}[k%2])
-			c.value = append(c.value, rng.NormFloat64())
-			c.event = append(c.event, fmt.Sprintf("%s-%d", testID[:8], k/2))
-			c.at = append(c.at, now)
-			c.seq = append(c.seq, k/2)
-		}
-		batches = append(batches, c)
-		done += n
-	}
-	start := time.Now()
-	var inserted uint64
-	for i := 0; inserted < rows || time.Since(start) < minTime; i++ {
-		c := batches[i%len(batches)]
-		b, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq)")
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
-		}
-		for i, col := range []any{c.test, c.variant, c.user, c.metric, c.value, c.event, c.at, c.seq} {
-			if err := b.Column(i).Append(col); err != nil {
-				_ = b.Abort()
-				return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
-			}
-		}
-		if err := b.Send(); err != nil {
-			return 0, 0, 0, fmt.Errorf("bare insert: %w", err)
-		}
-		inserted += uint64(len(c.test))
-	}
-	took := time.Since(start)
-	return float64(inserted) / took.Seconds(), inserted, took, nil
 }
 
 // countSample is ClickHouse's number of result rows of the test at a time.
@@ -298,8 +231,7 @@ func (lg *loadgen) poll(ctx context.Context, conn driver.Conn) []countSample {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		var rows uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM results WHERE test_id = ?", lg.testID).Scan(&rows); err == nil {
+		if rows, err := loadcheck.ResultRows(ctx, conn, lg.testID); err == nil {
 			out = append(out, countSample{time.Now(), rows})
 		}
 		select {
@@ -662,7 +594,8 @@ func (lg *loadgen) verify(ctx context.Context, conn driver.Conn, start time.Time
 	deadline := time.Now().Add(lg.cfg.VerifyTimeout)
 	var got uint64
 	for {
-		if err := conn.QueryRow(ctx, "SELECT uniqExact(event_id) FROM results WHERE test_id = ?", lg.testID).Scan(&got); err != nil {
+		var err error
+		if got, err = loadcheck.ResultEvents(ctx, conn, lg.testID); err != nil {
 			stopPoll()
 			<-samples
 			return 0, fmt.Errorf("counting events: %w", err)
@@ -690,11 +623,12 @@ func (lg *loadgen) verify(ctx context.Context, conn driver.Conn, start time.Time
 	for ; next < len(acks) && uint64(next) < got; next++ {
 		lags = append(lags, done.Sub(acks[next]))
 	}
-	var rows, users uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM results WHERE test_id = ?", lg.testID).Scan(&rows); err != nil {
+	rows, err := loadcheck.ResultRows(ctx, conn, lg.testID)
+	if err != nil {
 		return 0, fmt.Errorf("counting rows: %w", err)
 	}
-	if err := conn.QueryRow(ctx, "SELECT uniqExact(user_id) FROM assignments WHERE test_id = ?", lg.testID).Scan(&users); err != nil {
+	users, err := loadcheck.AssignedUsers(ctx, conn, lg.testID)
+	if err != nil {
 		return 0, fmt.Errorf("counting users: %w", err)
 	}
 	slices.Sort(lags)

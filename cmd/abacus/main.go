@@ -16,19 +16,16 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/abacus-ab/abacus/analysis"
-	"github.com/abacus-ab/abacus/api"
 	"github.com/abacus-ab/abacus/ingest"
-	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/internal/chdb"
 	"github.com/abacus-ab/abacus/internal/eventbus"
 	"github.com/abacus-ab/abacus/internal/ratelimit"
 	"github.com/abacus-ab/abacus/internal/registry"
-	"github.com/abacus-ab/abacus/internal/validate"
 	"github.com/abacus-ab/abacus/migrations"
 )
 
@@ -122,7 +119,8 @@ func migrate(ctx context.Context, cfg *config, log *slog.Logger) error {
 	return chdb.Migrate(ctx, opts, migrations.FS, log.With("component", "migrate"))
 }
 
-// serve wires the roles in cfg.Targets and runs them until ctx is done.
+// serve wires the roles in cfg.Targets and runs them until ctx is done,
+// then stops them one at a time (see runRoles).
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	log.Info("abacus starting", append([]any{"version", buildVersion()}, cfg.summary()...)...)
 
@@ -137,15 +135,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	bus, err := eventbus.Connect(ctx, eventbus.Config{
-		URL:             cfg.NATSURL,
-		CredsFile:       cfg.NATSCreds,
-		DataDir:         cfg.DataDir,
-		EmbeddedListen:  cfg.NATSEmbeddedAddr,
-		Replicas:        cfg.NATSReplicas,
-		StreamMaxAge:    cfg.StreamMaxAge,
-		DuplicateWindow: cfg.DuplicateWindow,
-	}, log.With("component", "eventbus"))
+	bus, err := connectBus(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -153,23 +143,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		bus.Close()
 		log.Info("nats connection closed")
 	}()
-	if err := bus.Provision(ctx); err != nil {
-		return err
-	}
 
 	// Only ingest and the analyzer use ClickHouse: an API-only replica
 	// neither opens it nor reports it in /readyz, so a ClickHouse outage
 	// does not take the API out of rotation.
 	var conn driver.Conn
 	if cfg.has(roleIngest) || cfg.has(roleAnalyzer) {
-		chOpts, err := chdb.ParseURL(cfg.ClickHouseURL)
-		if err != nil {
-			return err
-		}
-		if err := chdb.Migrate(ctx, chOpts, migrations.FS, log.With("component", "migrate")); err != nil {
-			return err
-		}
-		if conn, err = chdb.Open(ctx, chOpts); err != nil {
+		if conn, err = openClickHouse(ctx, cfg, log); err != nil {
 			return err
 		}
 		defer func() {
@@ -186,156 +166,104 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store := registry.New(testsKV, log.With("component", "registry"))
-
-	// The registry's watch outlives the roles, which read from it while they drain.
-	regCtx, stopRegistry := context.WithCancel(context.WithoutCancel(ctx))
-	regDone := make(chan error, 1)
-	go func() { regDone <- store.Run(regCtx) }()
-	defer func() {
-		stopRegistry()
-		<-regDone
-	}()
-	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = store.WaitReady(readyCtx)
-	cancel()
+	store, stopRegistry, err := startRegistry(ctx, testsKV, log.With("component", "registry"))
 	if err != nil {
 		return err
 	}
-
-	// Ingest is built first so that the API's /readyz can show its lag.
-	var cons *ingest.Consumer
-	if cfg.has(roleIngest) {
-		cons, err = ingest.New(ingest.Config{
-			BatchSize:     cfg.IngestBatchSize,
-			FlushInterval: cfg.IngestFlushInterval,
-			Workers:       cfg.IngestWorkers,
-			MaxAckPending: cfg.IngestMaxAckPending,
-			AckWait:       cfg.IngestAckWait,
-			InsertTimeout: cfg.IngestInsertTimeout,
-		}, bus.JS, conn, log.With("component", "ingest"), reg)
-		if err != nil {
-			return err
-		}
-	}
-	checks := []api.Check{
-		{Name: "nats", Func: bus.Ping},
-		{Name: "registry", Func: func(context.Context) error {
-			if !store.Ready() {
-				return errors.New("test definitions not loaded yet")
-			}
-			return nil
-		}},
-	}
-	if conn != nil {
-		checks = append(checks, api.Check{Name: "clickhouse", Func: conn.Ping})
-	}
-	if cons != nil {
-		checks = append(checks, api.Check{Name: "ingest_lag", Details: func() any {
-			if l, ok := cons.Lag(); ok {
-				return l
-			}
-			return nil
-		}})
-	}
+	defer stopRegistry()
 
 	// Every component is built before any starts, so that a configuration
-	// error returns with nothing running.
-	var srv *api.Server
-	var limiter, ipLimiter *ratelimit.Limiter
-	if cfg.has(roleAPI) {
-		keys, stopKeys, err := startKeyStore(ctx, cfg, bus, log.With("component", "auth"))
-		if err != nil {
-			return err
-		}
-		defer stopKeys()
-		checks = append(checks, api.Check{Name: "api_keys", Func: func(context.Context) error {
-			if !keys.Ready() {
-				return errors.New("API keys not loaded yet")
-			}
-			return nil
-		}})
-		var hot *cache.Cache
-		if cfg.CacheEnabled {
-			if hot, err = cache.New(cfg.Cache, bus.NC, log.With("component", "cache")); err != nil {
-				return err
-			}
-			defer hot.Close()
-			reg.MustRegister(hot)
-		}
-		if cfg.RateLimitEnabled {
-			if limiter, err = newLimiter(ctx, cfg, bus, reg, log.With("component", "ratelimit")); err != nil {
-				return err
-			}
-			// Clients known only by IP are limited here alone: anonymous
-			// traffic never writes to the shared state.
-			if ipLimiter, err = ratelimit.New(ratelimit.Config{}, log.With("component", "ratelimit")); err != nil {
-				return err
-			}
-		}
-		var validator *validate.Validator
-		if cfg.ValidationEnabled {
-			if validator, err = validate.New(cfg.Validation); err != nil {
-				return err
-			}
-		} else {
-			log.Warn("input validation is off (INPUT_VALIDATION_ENABLED=false)")
-		}
-		srv, err = api.New(api.Config{
-			Addr:            cfg.HTTPAddr,
-			MaxBodyBytes:    cfg.MaxBodyBytes,
-			PublishTimeout:  cfg.PublishTimeout,
-			ReportMaxAge:    cfg.ReportMaxAge,
-			ShutdownTimeout: cfg.ShutdownTimeout,
-			AuthDisabled:    cfg.Environment == "development",
-			CORSOrigins:     cfg.CORSOrigins,
-			TrustedProxies:  cfg.TrustedProxies,
-			RateLimit:       cfg.RateLimit,
-		}, api.Deps{
-			Limiter:   limiter,
-			IPLimiter: ipLimiter,
-			Validator: validator,
-			Keys:      keys,
-			Registry:  store,
-			Publisher: bus.JS,
-			Requester: bus.NC,
-			Reports:   reportsKV,
-			Cache:     hot,
-			Checks:    checks,
-			Logger:    log.With("component", "api"),
-			Metrics:   reg,
-			Gatherer:  reg,
-		})
-		if err != nil {
+	// error returns with nothing running. Ingest is built first so that
+	// the API's /readyz can show its lag.
+	var cons *ingest.Consumer
+	if cfg.has(roleIngest) {
+		if cons, err = newIngest(cfg, bus, conn, log.With("component", "ingest"), reg); err != nil {
 			return err
 		}
 	}
-	var runner *analysis.Runner
+	var roles []role
+	if cfg.has(roleAPI) {
+		apiRole, closeAPI, err := newAPIRole(ctx, cfg, apiDeps{
+			bus: bus, store: store, reports: reportsKV, checks: readyChecks(bus, store, conn, cons), reg: reg,
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer closeAPI()
+		roles = append(roles, apiRole)
+	}
+	if cons != nil {
+		roles = append(roles, role{name: roleIngest, run: cons.Run})
+	}
 	if cfg.has(roleAnalyzer) {
-		runner, err = analysis.NewRunner(analysis.Config{Interval: cfg.AnalysisInterval},
+		runner, err := analysis.NewRunner(analysis.Config{Interval: cfg.AnalysisInterval},
 			conn, store, reportsKV, bus.NC, log.With("component", "analyzer"), reg)
 		if err != nil {
 			return err
 		}
+		roles = append(roles, role{name: roleAnalyzer, run: runner.Run})
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
-	if srv != nil {
-		g.Go(func() error { return srv.Run(ctx) })
-	}
-	if limiter != nil {
-		g.Go(func() error { return limiter.Run(ctx) })
-		g.Go(func() error { return ipLimiter.Run(ctx) })
-	}
-	if cons != nil {
-		g.Go(func() error { return cons.Run(ctx) })
-	}
-	if runner != nil {
-		g.Go(func() error { return runner.Run(ctx) })
-	}
-	err = g.Wait()
+	err = runRoles(ctx, log, roles)
 	log.Info("abacus stopped", "err", err)
 	return err
+}
+
+// connectBus connects to NATS (or starts the embedded server) and
+// provisions the stream and buckets.
+func connectBus(ctx context.Context, cfg *config, log *slog.Logger) (*eventbus.Bus, error) {
+	bus, err := eventbus.Connect(ctx, eventbus.Config{
+		URL:             cfg.NATSURL,
+		CredsFile:       cfg.NATSCreds,
+		DataDir:         cfg.DataDir,
+		EmbeddedListen:  cfg.NATSEmbeddedAddr,
+		Replicas:        cfg.NATSReplicas,
+		StreamMaxAge:    cfg.StreamMaxAge,
+		DuplicateWindow: cfg.DuplicateWindow,
+	}, log.With("component", "eventbus"))
+	if err != nil {
+		return nil, err
+	}
+	if err := bus.Provision(ctx); err != nil {
+		bus.Close()
+		log.Info("nats connection closed")
+		return nil, err
+	}
+	return bus, nil
+}
+
+// openClickHouse applies the migrations and opens the connection that
+// ingest and the analyzer share.
+func openClickHouse(ctx context.Context, cfg *config, log *slog.Logger) (driver.Conn, error) {
+	opts, err := chdb.ParseURL(cfg.ClickHouseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := chdb.Migrate(ctx, opts, migrations.FS, log.With("component", "migrate")); err != nil {
+		return nil, err
+	}
+	return chdb.Open(ctx, opts)
+}
+
+// startRegistry starts the watch of the test definitions and waits until
+// they are loaded. stop ends the watch and waits for it.
+func startRegistry(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (*registry.Store, func(), error) {
+	store := registry.New(kv, log)
+	// The registry's watch outlives the roles, which read from it while they drain.
+	regCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- store.Run(regCtx) }()
+	stop := func() {
+		cancel()
+		<-done
+	}
+	readyCtx, cancelReady := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelReady()
+	if err := store.WaitReady(readyCtx); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return store, stop, nil
 }
 
 // newLimiter builds the API's rate limiter: shared across replicas through

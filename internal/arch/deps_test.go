@@ -52,6 +52,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"schemas/eventv1", []string{"api", "ingest", "analysis", "internal", "experiment"}},
 		{"internal/eventbus", []string{"api", "ingest", "analysis"}},
 		{"internal/chdb", []string{"api", "ingest", "analysis"}},
+		{"internal/loadcheck", []string{"api", "ingest", "analysis"}},
 		{"internal/registry", []string{"api", "ingest", "analysis"}},
 		{"internal/auth", []string{"api", "ingest", "analysis"}},
 		{"internal/kvwatch", []string{"api", "ingest", "analysis", "experiment"}},
