@@ -112,9 +112,10 @@ var envDoc = [][3]string{
 	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com; no wildcard); empty: none, so browsers refuse cross-origin reads"},
 	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address, and the header is ignored"},
 	{"RATE_LIMIT_ENABLED", "auto", "rate limiting: true, false, or auto (on, except with ENVIRONMENT=development)"},
-	{"RATE_LIMIT_REQUESTS_PER_MINUTE", "60", "requests per minute per client (API key, or IP without one), times the key's rate_limit_multiplier; 0 leaves the window out (as for hour and day)"},
+	{"RATE_LIMIT_REQUESTS_PER_MINUTE", "60", "management plane (every route but the data plane's): requests per minute per client (API key, or IP without one), times the key's rate_limit_multiplier; 0 leaves the window out (as for hour and day)"},
 	{"RATE_LIMIT_REQUESTS_PER_HOUR", "1000", "requests per hour per client, times the multiplier"},
 	{"RATE_LIMIT_REQUESTS_PER_DAY", "10000", "requests per day per client, times the multiplier"},
+	{"RATE_LIMIT_DATA_PLANE", "120000/6000000/100000000", "data plane (assign, record, batch events, OpenFeature evaluation and flag definitions): requests per API key per minute/hour/day, times the key's rate_limit_multiplier (0: no limit for that window); one server-side key carries many end users' traffic, so the default lets one key keep a replica busy (2,000 a second) and stops a runaway client within a minute"},
 	{"RATE_LIMIT_ENDPOINTS", "", "extra limits per route, in addition: `METHOD /path=minute/hour/day` items separated by `;` (0: no limit for that window), e.g. `GET /api/ab-testing/tests/{test_id}/analyze=30/600/0`"},
 	{"RATE_LIMIT_AUTH_FAILURES", "10/100/500", "requests with a missing or invalid API key allowed per client IP per minute/hour/day"},
 	{"RATE_LIMIT_SHARED", "auto", "share the limits across replicas through NATS (true, false, or auto: when NATS_URL or NATS_EMBEDDED_LISTEN is set)"},
@@ -363,6 +364,11 @@ func (c *config) readRateLimits(r *envReader) {
 	c.RateLimit.Global = ratelimit.Standard("global", r.num("RATE_LIMIT_REQUESTS_PER_MINUTE"), r.num("RATE_LIMIT_REQUESTS_PER_HOUR"), r.num("RATE_LIMIT_REQUESTS_PER_DAY"))
 	if len(c.RateLimit.Global.Windows) == 0 && c.RateLimitEnabled {
 		r.fail(errors.New("RATE_LIMIT_REQUESTS_PER_MINUTE/HOUR/DAY are all 0: set RATE_LIMIT_ENABLED=false to turn rate limiting off"))
+	}
+	if m, h, d, err := triple(r.get("RATE_LIMIT_DATA_PLANE")); err != nil {
+		r.fail(fmt.Errorf("RATE_LIMIT_DATA_PLANE: %w", err))
+	} else {
+		c.RateLimit.DataPlane = ratelimit.Standard("data_plane", m, h, d)
 	}
 	if m, h, d, err := triple(r.get("RATE_LIMIT_AUTH_FAILURES")); err != nil {
 		r.fail(fmt.Errorf("RATE_LIMIT_AUTH_FAILURES: %w", err))

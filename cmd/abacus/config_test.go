@@ -77,6 +77,18 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("development with an external NATS: enabled %v shared %v, want off and shared", c.RateLimitEnabled, c.RateLimitShared)
 			}
 		}},
+		{name: "data plane limits", env: map[string]string{"RATE_LIMIT_DATA_PLANE": "50000/0/9000000"}, check: func(t *testing.T, c *config) {
+			d := c.RateLimit.DataPlane
+			if d.Name != "data_plane" || len(d.Windows) != 2 || d.Windows[0].Limit != 50000 || d.Windows[1].Name != "day" || d.Windows[1].Limit != 9000000 {
+				t.Errorf("data plane %+v", d)
+			}
+		}},
+		{name: "data plane defaults", env: map[string]string{}, check: func(t *testing.T, c *config) {
+			if d := c.RateLimit.DataPlane; len(d.Windows) != 3 || d.Windows[0].Limit != 120000 || d.Windows[1].Limit != 6000000 || d.Windows[2].Limit != 100000000 {
+				t.Errorf("default data plane %+v, want 120000/6000000/100000000", d)
+			}
+		}},
+		{name: "bad data plane limit", env: map[string]string{"RATE_LIMIT_DATA_PLANE": "lots"}, wantErr: "RATE_LIMIT_DATA_PLANE"},
 		{name: "bad endpoint limit", env: map[string]string{"RATE_LIMIT_ENDPOINTS": "GET /x=ten/0/0"}, wantErr: "RATE_LIMIT_ENDPOINTS"},
 		{name: "bad auth failure limit", env: map[string]string{"RATE_LIMIT_AUTH_FAILURES": "0/0/0"}, wantErr: "RATE_LIMIT_AUTH_FAILURES"},
 		{name: "bad rate limit switch", env: map[string]string{"RATE_LIMIT_ENABLED": "sometimes"}, wantErr: "RATE_LIMIT_ENABLED"},
