@@ -85,7 +85,7 @@ func (s *Server) record(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ack, err := s.publish(ctx, eventv1.SubjectResult, t.ID, ev.EventID, &ev)
+	dup, err := s.publish(ctx, eventv1.SubjectResult, t.ID, ev.EventID, &ev)
 	if err != nil {
 		// The event may still have reached the stream (its ack was lost):
 		// name its id so that a retry with it is stored once.
@@ -95,28 +95,42 @@ func (s *Server) record(c echo.Context) error {
 		}
 		return err
 	}
-	return c.JSON(http.StatusAccepted, recordResponse{Status: "accepted", EventID: ev.EventID, TestID: t.ID, Duplicate: ack.Duplicate})
+	return c.JSON(http.StatusAccepted, recordResponse{Status: "accepted", EventID: ev.EventID, TestID: t.ID, Duplicate: dup})
 }
 
 // publish sends one event and waits, at most PublishTimeout, for JetStream to
-// acknowledge it. The event id is the message id, so JetStream drops a
-// retried duplicate (ack.Duplicate). Failure is a 503: the caller may retry.
-func (s *Server) publish(ctx context.Context, subject, testID, eventID string, v any) (*jetstream.PubAck, error) {
+// acknowledge it: through the group committer (commit.go) when the
+// publisher publishes asynchronously, else alone. The event id is in the
+// message id, so JetStream drops a retried duplicate (duplicate). Failure
+// is a 503: the caller may retry.
+func (s *Server) publish(ctx context.Context, subject, testID, eventID string, v any) (duplicate bool, err error) {
 	data, err := encodeEvent(v)
 	if err != nil {
-		return nil, fmt.Errorf("encoding %s event: %w", subject, err)
+		return false, fmt.Errorf("encoding %s event: %w", subject, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
+	if s.commit != nil {
+		dup, err := s.commit.commit(ctx, element{subject: subject, testID: testID, eventID: eventID, data: data})
+		if err != nil {
+			return false, unavailable("the event bus did not acknowledge the event; retry later", err)
+		}
+		return dup, nil
+	}
 	ack, err := s.pub.Publish(ctx, subject, data, jetstream.WithMsgID(msgID(subject, testID, eventID)), jetstream.WithExpectStream(eventv1.Stream))
 	if err != nil {
-		s.metrics.published.WithLabelValues(subject, "error").Inc()
-		return nil, unavailable("the event bus did not acknowledge the event; retry later", err)
+		s.countPublished(subject, "error", 1)
+		return false, unavailable("the event bus did not acknowledge the event; retry later", err)
 	}
 	outcome := "ok"
 	if ack.Duplicate {
 		outcome = "duplicate"
 	}
-	s.metrics.published.WithLabelValues(subject, outcome).Inc()
-	return ack, nil
+	s.countPublished(subject, outcome, 1)
+	return ack.Duplicate, nil
+}
+
+// countPublished counts n published events of a kind by outcome.
+func (s *Server) countPublished(subject, outcome string, n int) {
+	s.metrics.published.WithLabelValues(subject, outcome).Add(float64(n))
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/abacus-ab/abacus/internal/validate"
@@ -92,4 +93,36 @@ func newEventBenchServer(b *testing.B) (http.Handler, string) {
 		b.Fatal(err)
 	}
 	return s.Handler(), c.testID
+}
+
+// BenchmarkAssignParallel assigns new users from 32 concurrent clients, as
+// a server's traffic arrives: the group committer (commit.go) coalesces
+// their exposures into batch messages.
+func BenchmarkAssignParallel(b *testing.B) {
+	h, testID := newEventBenchServer(b)
+	path := "/api/ab-testing/tests/" + testID + "/assign"
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16) // 32 goroutines on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			benchPost(b, h, path, fmt.Sprintf(`{"user_id":"user-%d@example.com"}`, n.Add(1)), http.StatusOK)
+		}
+	})
+}
+
+// BenchmarkRecordParallel records results from 32 concurrent clients.
+func BenchmarkRecordParallel(b *testing.B) {
+	h, testID := newEventBenchServer(b)
+	path := "/api/ab-testing/tests/" + testID + "/record"
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			benchPost(b, h, path, fmt.Sprintf(`{"user_id":"user-%d@example.com","metrics":{"revenue":1.5}}`, n.Add(1)), http.StatusAccepted)
+		}
+	})
 }

@@ -166,6 +166,7 @@ type Server struct {
 	reportCache byteCache
 	cache       *cache.Cache   // nil: no caching
 	async       asyncPublisher // batches; nil when the publisher cannot publish asynchronously
+	commit      *committer     // group commit of single events; nil without async
 	req         requester
 	reports     reportReader
 	checks      []Check
@@ -224,6 +225,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if ap, ok := d.Publisher.(asyncPublisher); ok {
 		s.async = ap
+		s.commit = newCommitter(ap, cfg.PublishTimeout, s.countPublished)
 	}
 	e := echo.New()
 	e.HideBanner = true

@@ -305,4 +305,7 @@ func (s *Store) put(t *experiment.Test, rev uint64) {
 		return
 	}
 	s.tests[t.ID] = entry{test: t, rev: rev}
+	// A value derived under the old generation must not outlive this
+	// replica's own write, which its watch applies only later.
+	s.gen.Add(1)
 }

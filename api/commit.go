@@ -1,0 +1,173 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/abacus-ab/abacus/schemas/eventv1"
+)
+
+// Group commit of single events. assign, record and OFREP evaluation each
+// publish one event and answer only after JetStream acknowledged it, so an
+// answered request's event is stored. Publishing and acknowledging each
+// event alone costs a JetStream message per request; the committer instead
+// coalesces the events of concurrent requests into batch messages (the
+// batch endpoint's, packBatch), and answers each request when its message
+// is acknowledged.
+//
+// It never waits to fill a batch. An event is published at once when fewer
+// than maxInFlight messages await their acks; otherwise it queues, and the
+// queue leaves as one batch when an ack frees a slot. So a lone request
+// costs one round trip, as before, and under load the batches grow with
+// the load. A batch of one event goes out as the single event it is (its
+// subject and message id), so that JetStream recognises a retried event
+// sent alone; a retry grouped with other events is stored again and counted
+// once by the analysis, as for the batch endpoint.
+//
+// The committer has no goroutine of its own while idle: the request that
+// finds the queue without a flusher starts one, and it exits when the queue
+// is empty; each message in flight has one goroutine that waits for its ack.
+type committer struct {
+	pub         asyncPublisher
+	timeout     time.Duration // for each message's ack
+	maxInFlight int
+	published   func(subject, outcome string, n int)
+	// onQueued, when set (by tests), is called with the queue's length
+	// after each event joins it.
+	onQueued func(queued int)
+
+	mu       sync.Mutex
+	queue    []*pendingEvent
+	flushing bool
+	inFlight int
+	freed    *sync.Cond // signalled when an ack frees a slot
+}
+
+// pendingEvent is one event waiting for its batch's acknowledgement.
+type pendingEvent struct {
+	el   element
+	done chan commitResult // buffered: the committer never blocks on it
+}
+
+type commitResult struct {
+	duplicate bool
+	err       error
+}
+
+// defaultMaxInFlight bounds the messages awaiting acks: two keep JetStream
+// busy while the next batch fills.
+const defaultMaxInFlight = 2
+
+func newCommitter(pub asyncPublisher, timeout time.Duration, published func(subject, outcome string, n int)) *committer {
+	c := &committer{pub: pub, timeout: timeout, maxInFlight: defaultMaxInFlight, published: published}
+	c.freed = sync.NewCond(&c.mu)
+	return c
+}
+
+// commit publishes the event and waits until JetStream acknowledged it or
+// ctx is done.
+func (c *committer) commit(ctx context.Context, el element) (duplicate bool, err error) {
+	p := &pendingEvent{el: el, done: make(chan commitResult, 1)}
+	c.mu.Lock()
+	c.queue = append(c.queue, p)
+	start := !c.flushing
+	c.flushing = true
+	if c.onQueued != nil {
+		c.onQueued(len(c.queue))
+	}
+	c.mu.Unlock()
+	if start {
+		go c.flush()
+	}
+	select {
+	case r := <-p.done:
+		return r.duplicate, r.err
+	case <-ctx.Done():
+		// The event may still be stored: the caller names its id.
+		return false, ctx.Err()
+	}
+}
+
+// flush publishes the queue, a batch whenever a slot is free, until the
+// queue is empty.
+func (c *committer) flush() {
+	c.mu.Lock()
+	for {
+		for c.inFlight >= c.maxInFlight {
+			c.freed.Wait()
+		}
+		if len(c.queue) == 0 {
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		batch := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		c.publish(batch)
+		c.mu.Lock()
+	}
+}
+
+// publish sends the batch's messages; a goroutine per message waits for its
+// ack and answers its events.
+func (c *committer) publish(batch []*pendingEvent) {
+	els := make([]element, len(batch))
+	for i, p := range batch {
+		els[i] = p.el
+		els[i].index = i
+	}
+	for _, m := range packBatch(els) {
+		subject, id, data := m.subject, m.id, m.data
+		if len(m.elements) == 1 {
+			el := m.elements[0]
+			subject, id, data = el.subject, msgID(el.subject, el.testID, el.eventID), el.data
+		}
+		events := make([]*pendingEvent, len(m.elements))
+		for i, el := range m.elements {
+			events[i] = batch[el.index]
+		}
+		kind := m.elements[0].subject
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+		f, err := c.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(c.timeout))
+		if err != nil {
+			c.answer(kind, events, commitResult{err: err})
+			continue
+		}
+		c.mu.Lock()
+		c.inFlight++
+		c.mu.Unlock()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+			ack, err := awaitAck(ctx, f)
+			cancel()
+			r := commitResult{err: err}
+			if err == nil {
+				r.duplicate = ack.Duplicate
+			}
+			c.answer(kind, events, r)
+			c.mu.Lock()
+			c.inFlight--
+			c.freed.Signal()
+			c.mu.Unlock()
+		}()
+	}
+}
+
+func (c *committer) answer(subject string, events []*pendingEvent, r commitResult) {
+	outcome := "ok"
+	switch {
+	case r.err != nil:
+		outcome = "error"
+	case r.duplicate:
+		outcome = "duplicate"
+	}
+	c.published(subject, outcome, len(events))
+	for _, p := range events {
+		p.done <- r
+	}
+}
