@@ -9,8 +9,9 @@
 // after it stopped) and on demand: the API sends a request on
 // eventv1.SubjectAnalyze to the analyzers' queue group and the Runner replies
 // with the fresh report. Timer runs never overlap; on shutdown the Runner
-// stops its subscription, lets the runs in flight finish within their query
-// timeout, and returns.
+// stops its subscription, starts no further run, lets the runs in flight
+// finish within their own query timeout (they do not see the shutdown's
+// cancellation), and returns.
 //
 // Counting rules: a result event is counted once per event_id (ingest
 // delivers at least once), and users are the unit of analysis. A continuous

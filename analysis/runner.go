@@ -159,14 +159,19 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.log.Info("analyzer stopped")
 			return nil
 		case <-t.C:
-			r.runAll(ctx)
+			// A tick and shutdown can be ready together: never start a
+			// cycle after ctx is done.
+			if ctx.Err() == nil {
+				r.runAll(ctx)
+			}
 		}
 	}
 }
 
 // runAll analyzes every running test, and every stopped test whose stored
 // report predates its stop. A report younger than half the interval (written
-// by another replica) is left alone, so replicas share the work.
+// by another replica) is left alone, so replicas share the work. Once ctx is
+// done no further test starts; the runs in flight finish (see analyze).
 func (r *Runner) runAll(ctx context.Context) {
 	// Tests are analyzed by Concurrency workers; the cycle returns when all
 	// are done, so cycles never overlap.
@@ -181,12 +186,15 @@ func (r *Runner) runAll(ctx context.Context) {
 			}
 		}()
 	}
+feed:
 	for _, t := range r.tests.List() {
-		if ctx.Err() != nil {
-			break
+		if t.Status == experiment.StatusDraft {
+			continue
 		}
-		if t.Status != experiment.StatusDraft {
-			work <- t
+		select {
+		case work <- t:
+		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(work)
@@ -200,6 +208,9 @@ func (r *Runner) runOne(ctx context.Context, t *experiment.Test) {
 		return
 	}
 	computed, err := r.storedAt(ctx, t.ID)
+	if ctx.Err() != nil {
+		return
+	}
 	if err != nil {
 		r.log.Warn("reading stored report", "experiment_id", t.ID, "err", err)
 	}
@@ -292,7 +303,10 @@ func (r *Runner) analyzeJSON(ctx context.Context, t *experiment.Test, trigger st
 
 func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string) (*experiment.Report, []byte, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
+	// The run has its own deadline and ignores ctx's cancellation: one in
+	// flight at shutdown finishes (or hits QueryTimeout) and stores its
+	// report; Run waits for it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.QueryTimeout)
 	defer cancel()
 	now := r.now()
 	d, err := load(ctx, r.conn, t)
@@ -348,7 +362,7 @@ func (r *Runner) serveHistory(ctx context.Context, m *nats.Msg) {
 		r.replyError(m, http.StatusBadRequest, "metric is not a valid metric name")
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.QueryTimeout)
 	defer cancel()
 	h, err := loadHistory(ctx, r.conn, t, metric)
 	if err != nil {

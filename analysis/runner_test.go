@@ -3,16 +3,21 @@ package analysis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/abacus-ab/abacus/experiment"
@@ -233,4 +238,138 @@ func deref(p *float64) any {
 		return nil
 	}
 	return *p
+}
+
+// gatedConn holds the first query of a run until release is closed, and
+// closes inFlight when that query arrives: the test knows a run is in flight
+// without sleeping.
+type gatedConn struct {
+	driver.Conn
+	once     sync.Once
+	inFlight chan struct{}
+	release  chan struct{}
+	// testID is the first query's test, set before inFlight is closed.
+	testID string
+}
+
+func (g *gatedConn) gate(args []any) {
+	g.once.Do(func() {
+		if len(args) > 0 {
+			g.testID, _ = args[0].(string)
+		}
+		close(g.inFlight)
+		<-g.release
+	})
+}
+
+func (g *gatedConn) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	g.gate(args)
+	return g.Conn.Query(ctx, query, args...)
+}
+
+func (g *gatedConn) QueryRow(ctx context.Context, query string, args ...any) driver.Row {
+	g.gate(args)
+	return g.Conn.QueryRow(ctx, query, args...)
+}
+
+func (g *gatedConn) Select(ctx context.Context, dest any, query string, args ...any) error {
+	g.gate(args)
+	return g.Conn.Select(ctx, dest, query, args...)
+}
+
+func (g *gatedConn) Exec(ctx context.Context, query string, args ...any) error {
+	g.gate(args)
+	return g.Conn.Exec(ctx, query, args...)
+}
+
+// TestShutdownFinishesTheRunInFlight cancels the Runner's ctx while a timer
+// run is inside its first ClickHouse query: the run finishes and stores its
+// report before Run returns, and the cycle starts no other test.
+func TestShutdownFinishesTheRunInFlight(t *testing.T) {
+	conn, _ := chdbtest.Conn(t)
+	bus := eventbustest.Connect(t, eventbustest.RunServer(t))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	testsKV, _ := bus.KV(t.Context(), eventbus.BucketTests)
+	reportsKV, _ := bus.KV(t.Context(), eventbus.BucketReports)
+	store := registry.New(testsKV, log)
+	ids := []string{"shutdown-a", "shutdown-b"}
+	for _, id := range ids {
+		def := &experiment.Test{
+			ID: id, Name: id, Type: experiment.TypeModel,
+			Variants:         []experiment.Variant{{ID: "a", TrafficPercentage: 50}, {ID: "b", TrafficPercentage: 50}},
+			ControlVariantID: "a", PrimaryMetric: "m", Status: experiment.StatusRunning,
+			CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+		}
+		def.SetDefaults()
+		if err := store.Create(t.Context(), def); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch, err := conn.PrepareBatch(t.Context(), "INSERT INTO results (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		for _, id := range ids {
+			if err := batch.Append(id, []string{"a", "b"}[i%2], fmt.Sprintf("u%d", i), "m", float64(i%5), fmt.Sprintf("%s-e%d", id, i), time.Now(), uint64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+
+	gated := &gatedConn{Conn: conn, inFlight: make(chan struct{}), release: make(chan struct{})}
+	// One worker: the second test waits for the first, so shutdown must
+	// keep it from starting.
+	runner, err := NewRunner(Config{Interval: time.Second, Concurrency: 1}, gated, store, reportsKV, bus.NC, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+
+	select {
+	case <-gated.inFlight:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timer run started")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) while a run was in flight", err)
+	default:
+	}
+	close(gated.release)
+	if err := <-done; err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+
+	stored := 0
+	for _, id := range ids {
+		e, err := reportsKV.Get(t.Context(), id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != gated.testID {
+			t.Errorf("report of %s stored: a run started after shutdown", id)
+		}
+		var rep experiment.Report
+		if err := json.Unmarshal(e.Value(), &rep); err != nil || rep.TestID != id {
+			t.Errorf("stored report of %s = %s (%v)", id, e.Value(), err)
+		}
+		stored++
+	}
+	if stored != 1 {
+		t.Errorf("%d reports stored, want 1: the run in flight (%s)", stored, gated.testID)
+	}
+	if ok, failed := testutil.ToFloat64(runner.runs.WithLabelValues("timer", "ok")), testutil.ToFloat64(runner.runs.WithLabelValues("timer", "error")); ok != 1 || failed != 0 {
+		t.Errorf("timer runs: %v ok, %v failed; want the one in flight, ok", ok, failed)
+	}
 }
