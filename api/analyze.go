@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
 
@@ -78,27 +79,27 @@ func reportResponse(c echo.Context, report []byte, stale bool) error {
 	return c.JSONBlob(http.StatusOK, report)
 }
 
-// cachedReport returns a report from the in-process cache: 8 bytes of its
+// cachedReport returns a report from the analysis layer: 8 bytes of its
 // computation time (Unix nanoseconds), then the report's JSON.
 func (s *Server) cachedReport(testID string) ([]byte, time.Time, bool) {
-	if s.reportCache == nil {
+	if s.cache == nil {
 		return nil, time.Time{}, false
 	}
-	v, err := s.reportCache.Get("report:" + testID)
-	if err != nil || len(v) < 8 {
+	v, ok := s.cache.Get(cache.LayerAnalysis, "report:"+testID)
+	if !ok || len(v) < 8 {
 		return nil, time.Time{}, false
 	}
 	return v[8:], time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
 }
 
 func (s *Server) cacheReport(testID string, report []byte, computedAt time.Time) {
-	if s.reportCache == nil {
+	if s.cache == nil {
 		return
 	}
 	v := make([]byte, 8+len(report))
 	binary.BigEndian.PutUint64(v, uint64(computedAt.UnixNano()))
 	copy(v[8:], report)
-	if err := s.reportCache.Set("report:"+testID, v); err != nil {
+	if err := s.cache.Set(cache.LayerAnalysis, "report:"+testID, v); err != nil {
 		s.log.Debug("caching report", "experiment_id", testID, "err", err)
 	}
 }

@@ -33,23 +33,6 @@ import (
 // replica within a second, and an invalidation message on
 // ab.cache.invalidate.v1 removes entries everywhere (admin endpoints).
 
-// layerCache adapts one layer to byteCache (a miss is an error).
-type layerCache struct {
-	c     *cache.Cache
-	layer string
-}
-
-var errCacheMiss = errors.New("cache miss")
-
-func (l layerCache) Get(key string) ([]byte, error) {
-	if v, ok := l.c.Get(l.layer, key); ok {
-		return v, nil
-	}
-	return nil, errCacheMiss
-}
-
-func (l layerCache) Set(key string, v []byte) error { return l.c.Set(l.layer, key, v) }
-
 // cachedJSON answers with the value cached under key in layer, or with the
 // JSON of render(), which it caches. Without a cache it renders.
 func (s *Server) cachedJSON(c echo.Context, layer, key string, render func() (any, error)) error {
