@@ -51,10 +51,10 @@
 // attribute, with p-values corrected over segments and a heterogeneity scan.
 //
 // Every run also writes a snapshot of each metric and variant into the
-// analysis_snapshots table; the analyzer answers history and power
-// requests (eventv1.SubjectHistory, eventv1.SubjectPower) for the API, which
-// holds neither statistics nor ClickHouse access. Concurrent requests for
-// one test share one computation (singleflight).
+// analysis_snapshots table; the analyzer answers history requests
+// (eventv1.SubjectHistory) for the API, which has no ClickHouse access.
+// Concurrent requests for one test share one computation (singleflight).
+// Power plans need no data: the API computes them with stats.Plan.
 //
 // The package does not serve HTTP and does not consume JetStream events; it
 // does not import api or ingest.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +124,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		serve   func(context.Context, *nats.Msg)
 	}{
 		{eventv1.SubjectAnalyze, r.serve},
-		{eventv1.SubjectPower, r.servePower},
 		{eventv1.SubjectHistory, r.serveHistory},
 	} {
 		sub, err := r.nc.QueueSubscribe(h.subject, eventv1.QueueAnalyzers, func(m *nats.Msg) {
@@ -335,16 +333,6 @@ func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string
 	r.duration.Observe(time.Since(start).Seconds())
 	r.log.Debug("test analyzed", "experiment_id", t.ID, "trigger", trigger, "decision", rep.Decision)
 	return rep, data, nil
-}
-
-// servePower answers a power calculation request.
-func (r *Runner) servePower(_ context.Context, m *nats.Msg) {
-	resp, err := Plan(m.Data)
-	if err != nil {
-		r.replyError(m, http.StatusBadRequest, strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
-		return
-	}
-	r.reply(m, resp)
 }
 
 // serveHistory answers a history request.

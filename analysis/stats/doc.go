@@ -17,7 +17,9 @@
 //   - [ChiSquareGOF], the chi-square goodness-of-fit test behind the sample
 //     ratio mismatch check;
 //   - [PowerSpec] and [CurrentMDE], sample sizes, power and minimum
-//     detectable effects of the two-sided z-test.
+//     detectable effects of the two-sided z-test, and [Plan], the answer to
+//     POST /api/ab-testing/power (the API imports this package for it: it
+//     does no I/O).
 //
 // Conventions:
 //

@@ -1,18 +1,15 @@
-package analysis
+package stats
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 
-	"github.com/abacus-ab/abacus/analysis/stats"
 	"github.com/abacus-ab/abacus/experiment"
 )
 
-// PowerRequest is the body of POST /api/ab-testing/power. Give MDE for the
-// users needed, or TotalUsers for the MDE those users detect.
+// PowerRequest is the body of POST /api/ab-testing/power, which the API
+// decodes and plans with Plan. Give MDE for the users needed, or TotalUsers
+// for the MDE those users detect.
 type PowerRequest struct {
 	MetricType     experiment.MetricType `json:"metric_type"`
 	BaselineMean   *float64              `json:"baseline_mean"`
@@ -58,25 +55,24 @@ type PowerComparison struct {
 	MDERelative    *float64 `json:"mde_relative"`
 }
 
-// errBadRequest marks a request the analyzer rejects with 400.
-var errBadRequest = errors.New("bad request")
+// A PlanError is a power request that cannot be planned. Its message says
+// why in the request's terms (its JSON field names), for the caller to show
+// as it is.
+type PlanError struct{ msg string }
+
+func (e *PlanError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, args...)...)
+	return &PlanError{msg: fmt.Sprintf(format, args...)}
 }
 
 // PowerMethod is the calculation that Plan performs.
 const PowerMethod = "two-sided z-test (normal approximation), as statsmodels NormalIndPower / normal_power_het; " +
 	"binary metrics with the unpooled variance p(1-p) of each arm"
 
-// Plan answers a power request. It is a pure function.
-func Plan(body []byte) (*PowerResponse, error) {
-	var req PowerRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, badRequest("decoding the request: %v", err)
-	}
+// Plan answers a power request. It is a pure function; every error is a
+// *PlanError.
+func Plan(req PowerRequest) (*PowerResponse, error) {
 	alpha, power := 0.05, 0.8
 	if req.Alpha != nil {
 		alpha = *req.Alpha
@@ -120,7 +116,7 @@ func Plan(body []byte) (*PowerResponse, error) {
 		return nil, badRequest("traffic_percentages sum to %v, want 100", sum)
 	}
 
-	spec := stats.PowerSpec{Alpha: alpha / float64(len(shares)-1)}
+	spec := PowerSpec{Alpha: alpha / float64(len(shares)-1)}
 	var baseline float64
 	switch req.MetricType {
 	case "", experiment.MetricContinuous:
@@ -153,7 +149,8 @@ func Plan(body []byte) (*PowerResponse, error) {
 		if baseline == 0 {
 			return nil
 		}
-		return ptr(abs / math.Abs(baseline))
+		r := abs / math.Abs(baseline)
+		return &r
 	}
 	switch {
 	case (req.MDE == nil) == (req.TotalUsers == nil):

@@ -44,22 +44,29 @@ func TestDependencyDirection(t *testing.T) {
 	tests := []struct {
 		pkg    string
 		forbid []string
+		// allow are exceptions to forbid.
+		allow []string
 	}{
-		{"api", []string{"ingest", "analysis"}},
-		{"ingest", []string{"api", "analysis"}},
-		{"analysis", []string{"api", "ingest"}},
-		{"experiment", []string{"api", "ingest", "analysis", "internal", "schemas"}},
-		{"schemas/eventv1", []string{"api", "ingest", "analysis", "internal", "experiment"}},
-		{"internal/eventbus", []string{"api", "ingest", "analysis"}},
-		{"internal/chdb", []string{"api", "ingest", "analysis"}},
-		{"internal/registry", []string{"api", "ingest", "analysis"}},
-		{"internal/auth", []string{"api", "ingest", "analysis"}},
-		{"internal/kvwatch", []string{"api", "ingest", "analysis", "experiment"}},
+		// analysis/stats is a pure leaf (TestStatsIsPure): the API plans
+		// POST /power with it in process.
+		{"api", []string{"ingest", "analysis"}, []string{"analysis/stats"}},
+		{"ingest", []string{"api", "analysis"}, nil},
+		{"analysis", []string{"api", "ingest"}, nil},
+		{"experiment", []string{"api", "ingest", "analysis", "internal", "schemas"}, nil},
+		{"schemas/eventv1", []string{"api", "ingest", "analysis", "internal", "experiment"}, nil},
+		{"internal/eventbus", []string{"api", "ingest", "analysis"}, nil},
+		{"internal/chdb", []string{"api", "ingest", "analysis"}, nil},
+		{"internal/registry", []string{"api", "ingest", "analysis"}, nil},
+		{"internal/auth", []string{"api", "ingest", "analysis"}, nil},
+		{"internal/kvwatch", []string{"api", "ingest", "analysis", "experiment"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
 			for _, d := range deps(t, module+"/"+tt.pkg) {
 				rel := strings.TrimPrefix(d, module+"/")
+				if slices.Contains(tt.allow, rel) {
+					continue
+				}
 				for _, f := range tt.forbid {
 					if rel == f || strings.HasPrefix(rel, f+"/") {
 						t.Errorf("%s imports %s (directly or indirectly); the layout forbids it", tt.pkg, rel)
@@ -82,6 +89,26 @@ func TestLeafPackagesUseOnlyStdlib(t *testing.T) {
 			if first := strings.SplitN(imp, "/", 2)[0]; strings.Contains(first, ".") {
 				t.Errorf("%s imports %s: only the standard library is allowed", pkg, imp)
 			}
+		}
+	}
+}
+
+// TestStatsIsPure keeps analysis/stats a leaf of pure functions (the
+// standard library, gonum and the experiment domain; no I/O packages), so
+// the API may import it to plan POST /power in process.
+func TestStatsIsPure(t *testing.T) {
+	bp, err := build.ImportDir(filepath.Join("..", "..", "analysis", "stats"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range bp.Imports {
+		first := strings.SplitN(imp, "/", 2)[0]
+		switch {
+		case imp == module+"/experiment", strings.HasPrefix(imp, "gonum.org/v1/gonum/"):
+		case strings.Contains(first, "."):
+			t.Errorf("analysis/stats imports %s: only the standard library, gonum and experiment are allowed", imp)
+		case slices.Contains([]string{"net", "os", "io", "database", "syscall"}, first):
+			t.Errorf("analysis/stats imports %s: it does no I/O", imp)
 		}
 	}
 }
