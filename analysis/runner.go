@@ -234,11 +234,7 @@ func (r *Runner) storedAt(ctx context.Context, testID string) (time.Time, error)
 	if err != nil {
 		return time.Time{}, err
 	}
-	var head struct {
-		ComputedAt time.Time `json:"computed_at"`
-	}
-	err = json.Unmarshal(e.Value(), &head)
-	return head.ComputedAt, err
+	return experiment.ReportComputedAt(e.Value())
 }
 
 // requestedTest decodes a request into req, whose test id testID points

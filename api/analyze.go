@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
@@ -58,7 +59,7 @@ func (s *Server) analyze(c echo.Context) error {
 
 	report, err := s.requestAnalysis(ctx, t.ID)
 	if err == nil {
-		if at, err := reportTime(report); err == nil {
+		if at, err := experiment.ReportComputedAt(report); err == nil {
 			s.cacheReport(t.ID, report, at)
 		}
 		return reportResponse(c, report, false)
@@ -104,14 +105,6 @@ func (s *Server) cacheReport(testID string, report []byte, computedAt time.Time)
 	}
 }
 
-func reportTime(report []byte) (time.Time, error) {
-	var head struct {
-		ComputedAt time.Time `json:"computed_at"`
-	}
-	err := json.Unmarshal(report, &head)
-	return head.ComputedAt, err
-}
-
 // storedReport returns the stored report of a test and when it was computed.
 func (s *Server) storedReport(ctx context.Context, testID string) ([]byte, time.Time, error) {
 	e, err := s.reports.Get(ctx, testID)
@@ -121,13 +114,11 @@ func (s *Server) storedReport(ctx context.Context, testID string) ([]byte, time.
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	var head struct {
-		ComputedAt time.Time `json:"computed_at"`
-	}
-	if err := json.Unmarshal(e.Value(), &head); err != nil {
+	at, err := experiment.ReportComputedAt(e.Value())
+	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return e.Value(), head.ComputedAt, nil
+	return e.Value(), at, nil
 }
 
 // requestAnalysis asks one analyzer (of the queue group) for a fresh report.
