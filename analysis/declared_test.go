@@ -137,10 +137,7 @@ func TestAnalyzeDeclaredMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	rep, err := runner.Analyze(ctx, def, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := analyzeReport(t, runner, def)
 	if len(rep.Metrics) != 2 || rep.Metrics[0].Metric != "conversion" || rep.Metrics[0].Test != TestProportion {
 		t.Fatalf("metrics = %+v, want conversion (binary) first", rep.Metrics)
 	}
@@ -204,7 +201,7 @@ func TestAnalyzeDeclaredMetrics(t *testing.T) {
 	// asks for it. (Power plans are computed by the API: see api's
 	// TestPower.)
 	runner.now = func() time.Time { return time.Now().Add(time.Minute) }
-	if _, err := runner.Analyze(ctx, def, "test"); err != nil {
+	if _, err := runner.analyze(ctx, def, "test"); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())

@@ -221,7 +221,7 @@ func (r *Runner) runOne(ctx context.Context, t *experiment.Test) {
 	// Through the same flight as requests: a timer run and a request never
 	// compute one test at once (and never store an older report over a
 	// newer one).
-	if _, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "timer") }); err != nil {
+	if _, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyze(ctx, t, "timer") }); err != nil {
 		r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
 	}
 }
@@ -264,7 +264,7 @@ func (r *Runner) serve(ctx context.Context, m *nats.Msg) {
 	if !ok {
 		return
 	}
-	v, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "request") })
+	v, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyze(ctx, t, "request") })
 	if err != nil {
 		r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
 		r.replyError(m, http.StatusInternalServerError, err.Error())
@@ -284,18 +284,10 @@ func (r *Runner) replyError(m *nats.Msg, status int, msg string) {
 	}
 }
 
-// Analyze computes t's report from ClickHouse and stores it.
-func (r *Runner) Analyze(ctx context.Context, t *experiment.Test, trigger string) (*experiment.Report, error) {
-	rep, _, err := r.analyze(ctx, t, trigger)
-	return rep, err
-}
-
-func (r *Runner) analyzeJSON(ctx context.Context, t *experiment.Test, trigger string) ([]byte, error) {
-	_, data, err := r.analyze(ctx, t, trigger)
-	return data, err
-}
-
-func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string) (*experiment.Report, []byte, error) {
+// analyze computes t's report from ClickHouse, stores it and returns its
+// JSON. Timer runs (runOne) and requests (serve) both come here, through
+// the flight.
+func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string) ([]byte, error) {
 	start := time.Now()
 	// The run has its own deadline and ignores ctx's cancellation: one in
 	// flight at shutdown finishes (or hits QueryTimeout) and stores its
@@ -306,13 +298,13 @@ func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string
 	d, err := load(ctx, r.conn, t)
 	if err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
-		return nil, nil, err
+		return nil, err
 	}
 	rep := BuildReport(t, d, now)
 	data, err := json.Marshal(rep)
 	if err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
-		return nil, nil, fmt.Errorf("encoding report: %w", err)
+		return nil, fmt.Errorf("encoding report: %w", err)
 	}
 	// The snapshot goes first: the API caches a history under the revision
 	// of the stored report, so the new revision must not exist before the
@@ -323,12 +315,12 @@ func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string
 	}
 	if _, err := r.reports.Put(ctx, t.ID, data); err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
-		return nil, nil, fmt.Errorf("storing report: %w", err)
+		return nil, fmt.Errorf("storing report: %w", err)
 	}
 	r.runs.WithLabelValues(trigger, "ok").Inc()
 	r.duration.Observe(time.Since(start).Seconds())
 	r.log.Debug("test analyzed", "experiment_id", t.ID, "trigger", trigger, "decision", rep.Decision)
-	return rep, data, nil
+	return data, nil
 }
 
 // serveHistory answers a history request.

@@ -204,6 +204,21 @@ func TestAnalyzeMatchesSciPy(t *testing.T) {
 	}
 }
 
+// analyzeReport runs the analysis that timer runs and requests run, and
+// decodes the report it stored and returned.
+func analyzeReport(t *testing.T, r *Runner, def *experiment.Test) *experiment.Report {
+	t.Helper()
+	data, err := r.analyze(t.Context(), def, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep experiment.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return &rep
+}
+
 // fieldCheck is one reported number and its reference value.
 type fieldCheck struct {
 	field string
