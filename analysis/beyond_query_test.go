@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/abacus-ab/abacus/analysis/stats"
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 )
@@ -240,7 +241,7 @@ func (f *beyondFixture) expected() Data {
 				den = append(den, sum(values[u]["sessions"]))
 			}
 		}
-		ns, ds := stats.SampleFromValues(num), stats.SampleFromValues(den)
+		ns, ds := sampleOf(num), sampleOf(den)
 		d.Ratios["rps"][v] = stats.RatioSample{N: ns.N, NumeratorMean: ns.Mean, NumeratorVariance: ns.Variance,
 			DenominatorMean: ds.Mean, DenominatorVariance: ds.Variance, Covariance: covariance(num, den)}
 	}
@@ -253,7 +254,7 @@ func (f *beyondFixture) expected() Data {
 					ys = append(ys, mean(values[u][m]))
 				}
 			}
-			d.Metrics[m][v] = stats.SampleFromValues(ys)
+			d.Metrics[m][v] = sampleOf(ys)
 		}
 	}
 	sources := []struct {
@@ -300,7 +301,7 @@ func (f *beyondFixture) expected() Data {
 				}
 				xs, ys = append(xs, x), append(ys, mean(values[u][c.metric]))
 			}
-			xsm, ysm := stats.SampleFromValues(xs), stats.SampleFromValues(ys)
+			xsm, ysm := sampleOf(xs), sampleOf(ys)
 			cd.Arms[v] = stats.CovariateSample{N: ysm.N, Mean: ysm.Mean, Variance: ysm.Variance,
 				CovariateMean: xsm.Mean, CovariateVariance: xsm.Variance, Covariance: covariance(xs, ys)}
 		}
@@ -320,7 +321,7 @@ func (f *beyondFixture) expected() Data {
 					ys = append(ys, mean(values[u]["revenue"]))
 				}
 			}
-			seg[p][v] = stats.SampleFromValues(ys)
+			seg[p][v] = sampleOf(ys)
 		}
 	}
 	return d
@@ -335,9 +336,9 @@ func TestLoadBeyond(t *testing.T) {
 	got, want := f.loaded, f.expected()
 	for _, v := range []string{"a", "b"} {
 		g, w := got.Ratios["rps"][v], want.Ratios["rps"][v]
-		if g.N != w.N || !near(g.NumeratorMean, w.NumeratorMean) || !near(g.DenominatorMean, w.DenominatorMean) ||
-			!near(g.NumeratorVariance, w.NumeratorVariance) || !near(g.DenominatorVariance, w.DenominatorVariance) ||
-			!near(g.Covariance, w.Covariance) {
+		if g.N != w.N || !statstest.Close(g.NumeratorMean, w.NumeratorMean) || !statstest.Close(g.DenominatorMean, w.DenominatorMean) ||
+			!statstest.Close(g.NumeratorVariance, w.NumeratorVariance) || !statstest.Close(g.DenominatorVariance, w.DenominatorVariance) ||
+			!statstest.Close(g.Covariance, w.Covariance) {
 			t.Errorf("ratio rps/%s = %+v, want %+v", v, g, w)
 		}
 	}
@@ -348,9 +349,9 @@ func TestLoadBeyond(t *testing.T) {
 		}
 		for _, v := range []string{"a", "b"} {
 			g, w := gc.Arms[v], wc.Arms[v]
-			if g.N != w.N || gc.WithCovariate[v] != wc.WithCovariate[v] || !near(g.Mean, w.Mean) || !near(g.Variance, w.Variance) ||
-				!near(g.CovariateMean, w.CovariateMean) || !near(g.CovariateVariance, w.CovariateVariance) ||
-				!near(g.Covariance, w.Covariance) {
+			if g.N != w.N || gc.WithCovariate[v] != wc.WithCovariate[v] || !statstest.Close(g.Mean, w.Mean) || !statstest.Close(g.Variance, w.Variance) ||
+				!statstest.Close(g.CovariateMean, w.CovariateMean) || !statstest.Close(g.CovariateVariance, w.CovariateVariance) ||
+				!statstest.Close(g.Covariance, w.Covariance) {
 				t.Errorf("CUPED %s/%s = %+v (%d with covariate), want %+v (%d)", m, v, g, gc.WithCovariate[v], w, wc.WithCovariate[v])
 			}
 		}
@@ -361,7 +362,7 @@ func TestLoadBeyond(t *testing.T) {
 	for p, arms := range want.Segments["platform"].Continuous {
 		for v, w := range arms {
 			g := got.Segments["platform"].Continuous[p][v]
-			if g.N != w.N || !near(g.Mean, w.Mean) || !near(g.Variance, w.Variance) {
+			if g.N != w.N || !statstest.Close(g.Mean, w.Mean) || !statstest.Close(g.Variance, w.Variance) {
 				t.Errorf("segment %s/%s = %+v, want %+v", p, v, g, w)
 			}
 		}

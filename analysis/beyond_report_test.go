@@ -10,12 +10,9 @@ import (
 	"time"
 
 	"github.com/abacus-ab/abacus/analysis/stats"
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 	"github.com/abacus-ab/abacus/experiment"
 )
-
-func closeTo(got *float64, want float64) bool {
-	return got != nil && math.Abs(*got-want) <= 1e-9*math.Max(1, math.Abs(want))
-}
 
 // TestReportBeyond builds the report from what ClickHouse returned for the
 // fixture of TestLoadBeyond and checks each new block against the pure
@@ -46,21 +43,21 @@ func TestReportBeyond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rev.CUPED == nil || rev.CUPED.Source != CUPEDFromCovariates || !closeTo(&rev.CUPED.VarianceReduction, cu.VarianceReduction) ||
-		!closeTo(&rev.CUPED.Theta, cu.Theta) || !closeTo(rev.CUPED.UnadjustedPValue, cu.Unadjusted.PValue) {
+	if rev.CUPED == nil || rev.CUPED.Source != CUPEDFromCovariates || !statstest.ClosePtr(&rev.CUPED.VarianceReduction, cu.VarianceReduction) ||
+		!statstest.ClosePtr(&rev.CUPED.Theta, cu.Theta) || !statstest.ClosePtr(rev.CUPED.UnadjustedPValue, cu.Unadjusted.PValue) {
 		t.Errorf("revenue cuped = %+v, want CUPEDTest's theta %v, reduction %v", rev.CUPED, cu.Theta, cu.VarianceReduction)
 	}
-	if !closeTo(rev.AbsoluteDifference, cu.Welch.Diff) || !closeTo(rev.PValue, cu.Welch.PValue) || !closeTo(rev.ConfidenceIntervalLower, cu.Welch.CILower) {
+	if !statstest.ClosePtr(rev.AbsoluteDifference, cu.Welch.Diff) || !statstest.ClosePtr(rev.PValue, cu.Welch.PValue) || !statstest.ClosePtr(rev.ConfidenceIntervalLower, cu.Welch.CILower) {
 		t.Errorf("revenue difference %v p %v, want the adjusted %v p %v", deref(rev.AbsoluteDifference), deref(rev.PValue), cu.Welch.Diff, cu.Welch.PValue)
 	}
 	seq, _ := stats.SequentialMeans(cu.Control, cu.Treatment, seqCfg)
-	if s := rev.Sequential; s == nil || s.Method != SequentialMethod || !closeTo(s.PValue, seq.PValue) ||
-		!closeTo(s.ConfidenceSequenceLower, seq.Lower) || !closeTo(s.ConfidenceSequenceUpper, seq.Upper) {
+	if s := rev.Sequential; s == nil || s.Method != SequentialMethod || !statstest.ClosePtr(s.PValue, seq.PValue) ||
+		!statstest.ClosePtr(s.ConfidenceSequenceLower, seq.Lower) || !statstest.ClosePtr(s.ConfidenceSequenceUpper, seq.Upper) {
 		t.Errorf("revenue sequential = %+v, want p %v CS (%v, %v)", rev.Sequential, seq.PValue, seq.Lower, seq.Upper)
 	}
 	bay, _ := stats.BayesMeans(cu.Control, cu.Treatment, stats.BayesConfig{Relative: true, Level: level})
-	if b := rev.Bayesian; b == nil || !closeTo(b.ChanceToBeatControl, bay.ChanceToWin) || !closeTo(b.RiskTreatment, bay.RiskTreatment) ||
-		!closeTo(b.CredibleIntervalLower, bay.CILower) || b.Decision != string(bay.Decision) || b.RiskThreshold != experiment.DefaultRiskThreshold {
+	if b := rev.Bayesian; b == nil || !statstest.ClosePtr(b.ChanceToBeatControl, bay.ChanceToWin) || !statstest.ClosePtr(b.RiskTreatment, bay.RiskTreatment) ||
+		!statstest.ClosePtr(b.CredibleIntervalLower, bay.CILower) || b.Decision != string(bay.Decision) || b.RiskThreshold != experiment.DefaultRiskThreshold {
 		t.Errorf("revenue bayesian = %+v, want chance %v risk %v decision %s", rev.Bayesian, bay.ChanceToWin, bay.RiskTreatment, bay.Decision)
 	}
 	t.Logf("revenue: CUPED theta %.4f, variance reduction %.3f; fixed p %.3g (unadjusted %.3g), always-valid p %.3g; chance to beat control %.4f, decision %s",
@@ -74,11 +71,11 @@ func TestReportBeyond(t *testing.T) {
 	}
 	c := rps.Comparisons[0]
 	if rps.Test != TestRatio || rps.Numerator != "revenue" || rps.Denominator != "sessions" ||
-		!closeTo(c.AbsoluteDifference, rc.Diff) || !closeTo(c.PValue, rc.PValue) || !closeTo(c.ZStatistic, rc.Z) ||
-		!closeTo(c.ConfidenceIntervalUpper, rc.CIUpper) || !closeTo(c.RelativeCILower, rc.Lift.Lower) {
+		!statstest.ClosePtr(c.AbsoluteDifference, rc.Diff) || !statstest.ClosePtr(c.PValue, rc.PValue) || !statstest.ClosePtr(c.ZStatistic, rc.Z) ||
+		!statstest.ClosePtr(c.ConfidenceIntervalUpper, rc.CIUpper) || !statstest.ClosePtr(c.RelativeCILower, rc.Lift.Lower) {
 		t.Errorf("rps = %s %+v, want CompareRatios %+v", rps.Test, c, rc)
 	}
-	if v := rps.Variants[1]; v.Ratio == nil || !closeTo(v.MeanValue, rc.Treatment) || !closeTo(v.Ratio.RatioVariance, rc.TreatmentVariance) {
+	if v := rps.Variants[1]; v.Ratio == nil || !statstest.ClosePtr(v.MeanValue, rc.Treatment) || !statstest.ClosePtr(v.Ratio.RatioVariance, rc.TreatmentVariance) {
 		t.Errorf("rps/b = %+v, want ratio %v variance %v", v, rc.Treatment, rc.TreatmentVariance)
 	}
 	t.Logf("rps: %.4f vs %.4f, delta-method z %.3f, p %.3g", rc.Control, rc.Treatment, rc.Z, rc.PValue)
@@ -100,11 +97,11 @@ func TestReportBeyond(t *testing.T) {
 	if sq.Diff > 0 {
 		ni.PValue = 1 - sq.PValue/2
 	}
-	if lat.CUPED == nil || lat.CUPED.Source != CUPEDFromLookback || lat.CUPED.Lookback != "14d" || !closeTo(&lat.CUPED.VarianceReduction, lc.VarianceReduction) {
+	if lat.CUPED == nil || lat.CUPED.Source != CUPEDFromLookback || lat.CUPED.Lookback != "14d" || !statstest.ClosePtr(&lat.CUPED.VarianceReduction, lc.VarianceReduction) {
 		t.Errorf("latency cuped = %+v, want lookback 14d, reduction %v", lat.CUPED, lc.VarianceReduction)
 	}
-	if n := lat.NonInferiority; n == nil || n.NotWorse != ni.NotWorse || !closeTo(n.PValue, ni.PValue) || !closeTo(n.Bound, ni.Bound) ||
-		!closeTo(n.AbsoluteMargin, ni.Margin) || n.Test != NonInferioritySequential {
+	if n := lat.NonInferiority; n == nil || n.NotWorse != ni.NotWorse || !statstest.ClosePtr(n.PValue, ni.PValue) || !statstest.ClosePtr(n.Bound, ni.Bound) ||
+		!statstest.ClosePtr(n.AbsoluteMargin, ni.Margin) || n.Test != NonInferioritySequential {
 		t.Errorf("latency non_inferiority = %+v, want %+v", lat.NonInferiority, ni)
 	}
 	t.Logf("latency: CUPED (lookback) variance reduction %.3f; non-inferiority margin %.3g, one-sided p %.3g, not worse %v",
@@ -123,7 +120,7 @@ func TestReportBeyond(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c := s.Comparisons[0]; !closeTo(c.PValue, w.PValue) || !closeTo(c.AbsoluteDifference, w.Diff) {
+		if c := s.Comparisons[0]; !statstest.ClosePtr(c.PValue, w.PValue) || !statstest.ClosePtr(c.AbsoluteDifference, w.Diff) {
 			t.Errorf("segment %s = %+v, want Welch p %v", s.Value, c, w.PValue)
 		}
 		ps = append(ps, w.PValue)
@@ -131,19 +128,19 @@ func TestReportBeyond(t *testing.T) {
 	}
 	adj, _ := stats.AdjustPValues(ps, stats.CorrectionHolm)
 	for i, s := range rep.Segments[0].Segments {
-		if !closeTo(s.Comparisons[0].PValueAdjusted, adj[i]) {
+		if !statstest.ClosePtr(s.Comparisons[0].PValueAdjusted, adj[i]) {
 			t.Errorf("segment %s adjusted p = %v, want Holm over 4 segments %v", s.Value, deref(s.Comparisons[0].PValueAdjusted), adj[i])
 		}
 	}
 	scan, _ := stats.ScanSegments(effects, 1-level, stats.CorrectionHolm)
 	h := rep.Segments[0].Heterogeneity[0]
-	if !closeTo(h.Q, scan.Q) || !closeTo(h.QPValue, scan.QPValue) || len(h.Segments) != 4 || !closeTo(&h.Segments[0].PValueAdjusted, scan.Segments[0].AdjustedPValue) {
+	if !statstest.ClosePtr(h.Q, scan.Q) || !statstest.ClosePtr(h.QPValue, scan.QPValue) || len(h.Segments) != 4 || !statstest.ClosePtr(&h.Segments[0].PValueAdjusted, scan.Segments[0].AdjustedPValue) {
 		t.Errorf("heterogeneity = %+v, want Q %v p %v", h, scan.Q, scan.QPValue)
 	}
 
 	// Sequential SRM.
 	srm, _ := stats.SequentialSRMTest([]int64{400, 400}, []float64{50, 50}, 0)
-	if s := rep.Health.SRM; s == nil || s.Method != SRMSequential || !closeTo(&s.PValue, srm.PValue) || s.ChiSquarePValue == nil {
+	if s := rep.Health.SRM; s == nil || s.Method != SRMSequential || !statstest.ClosePtr(&s.PValue, srm.PValue) || s.ChiSquarePValue == nil {
 		t.Errorf("srm = %+v, want sequential p %v", rep.Health.SRM, srm.PValue)
 	}
 	// The whole report encodes (no NaN).

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 	"github.com/abacus-ab/abacus/internal/eventbus"
@@ -61,10 +61,6 @@ type refFile struct {
 			CIUpper float64 `json:"ci_upper"`
 		} `json:"comparisons"`
 	} `json:"expected"`
-}
-
-func close9(got *float64, want float64) bool {
-	return got != nil && math.Abs(*got-want) <= 1e-9*math.Max(math.Abs(want), 1e-300)+1e-12
 }
 
 // TestAnalyzeMatchesSciPy stores the reference events in ClickHouse (with
@@ -226,11 +222,12 @@ type fieldCheck struct {
 	want  float64
 }
 
-// checkFields compares reported numbers with SciPy's to 1e-9.
+// checkFields compares reported numbers with SciPy's to statstest.RelTol
+// (1e-9 relative).
 func checkFields(t *testing.T, name string, fs []fieldCheck) {
 	t.Helper()
 	for _, f := range fs {
-		if !close9(f.got, f.want) {
+		if !statstest.ClosePtr(f.got, f.want) {
 			t.Errorf("%s %s = %v, want %v (SciPy)", name, f.field, deref(f.got), f.want)
 		}
 	}

@@ -124,7 +124,7 @@ func TestNonInferiorityTypeI(t *testing.T) {
 		for i := range xs {
 			xs[i] = mean + rng.ExpFloat64() - 1 // skewed, sd 1
 		}
-		return SampleFromValues(xs)
+		return sampleOf(xs)
 	}
 	sd := math.Sqrt(alpha * (1 - alpha) / sims)
 	for _, dir := range []Direction{HigherIsBetter, LowerIsBetter} {

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"math"
 	"os"
 	"testing"
+
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 )
 
 // planJSON decodes body as the API does (unknown fields rejected) and plans
@@ -74,7 +75,7 @@ func TestPlanMatchesStatsmodels(t *testing.T) {
 			if tt.inverse {
 				g, wv = c.MDEAbsolute, w[1]
 			}
-			if math.Abs(g-wv) > 1e-9*math.Abs(wv) {
+			if !statstest.Close(g, wv) {
 				t.Errorf("Plan(%s) = %v, want %v (statsmodels)", tt.body, g, wv)
 			}
 			if !tt.inverse {
