@@ -205,26 +205,11 @@ func TestAnalyzeDeclaredMetrics(t *testing.T) {
 	if _, err := runner.analyze(ctx, def, "test"); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	}()
+	defer startRunner(t, runner)()
 	request := func(subject string, v any) *nats.Msg {
 		t.Helper()
 		body, _ := json.Marshal(v)
-		var reply *nats.Msg
-		var err error
-		for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-			reply, err = bus.NC.Request(subject, body, 10*time.Second)
-			if err == nil || time.Since(start) > 5*time.Second {
-				break
-			}
-		}
+		reply, err := bus.NC.Request(subject, body, 10*time.Second)
 		if err != nil {
 			t.Fatalf("request on %s: %v", subject, err)
 		}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -111,25 +110,10 @@ func TestAnalyzeMatchesSciPy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	}()
+	defer startRunner(t, runner)()
 
-	var reply *nats.Msg
 	req, _ := json.Marshal(eventv1.AnalyzeRequest{TestID: def.ID})
-	for start := time.Now(); ; {
-		reply, err = bus.NC.Request(eventv1.SubjectAnalyze, req, 10*time.Second)
-		if err == nil || time.Since(start) > 5*time.Second {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // the subscription may not be up yet
-	}
+	reply, err := bus.NC.Request(eventv1.SubjectAnalyze, req, 10*time.Second)
 	if err != nil {
 		t.Fatalf("analysis request: %v", err)
 	}
@@ -198,6 +182,62 @@ func TestAnalyzeMatchesSciPy(t *testing.T) {
 	if reply.Header.Get(eventv1.HeaderStatus) != "404" {
 		t.Errorf("analysis of an unknown test: status %q, want 404", reply.Header.Get(eventv1.HeaderStatus))
 	}
+}
+
+// startRunner runs r until the returned stop is called, which cancels Run,
+// waits for it and checks its result. It returns once r's subscriptions are
+// up: Run logs "analyzer started" after subscribing, and a request on the
+// connection r subscribed on reaches the server after the subscription.
+func startRunner(t *testing.T, r *Runner) (stop func()) {
+	t.Helper()
+	started := make(chan struct{})
+	r.log = slog.New(signalHandler{Handler: r.log.Handler(), msg: "analyzer started", once: new(sync.Once), ch: started})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-started:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run() = %v before it started", err)
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}
+}
+
+// signalHandler closes ch when a record with message msg is logged, and
+// passes every record on to Handler.
+type signalHandler struct {
+	slog.Handler
+	msg  string
+	once *sync.Once
+	ch   chan struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h signalHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Message == h.msg {
+		h.once.Do(func() { close(h.ch) })
+	}
+	if !h.Handler.Enabled(ctx, rec.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, rec)
+}
+
+func (h signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	h.Handler = h.Handler.WithAttrs(as)
+	return h
+}
+
+func (h signalHandler) WithGroup(name string) slog.Handler {
+	h.Handler = h.Handler.WithGroup(name)
+	return h
 }
 
 // analyzeReport runs the analysis that timer runs and requests run, and
