@@ -28,7 +28,7 @@ func (s *Server) power(c echo.Context) error {
 		return err
 	}
 	plan := func(context.Context) ([]byte, error) {
-		resp, err := stats.Plan(req)
+		resp, err := stats.Plan(req, experiment.MaxVariants)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/abacus-ab/abacus/analysis/stats"
+	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
@@ -19,7 +20,7 @@ import (
 func TestPower(t *testing.T) {
 	h := newHarness(t, Config{})
 	const body = `{"metric_type": "binary", "baseline_rate": 0.1, "mde": 0.1}`
-	want, err := stats.Plan(stats.PowerRequest{MetricType: "binary", BaselineRate: ptrTo(0.1), MDE: ptrTo(0.1)})
+	want, err := stats.Plan(stats.PowerRequest{MetricType: "binary", BaselineRate: ptrTo(0.1), MDE: ptrTo(0.1)}, experiment.MaxVariants)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func planJSON(t *testing.T, body string) (*PowerResponse, error) {
 	if err := dec.Decode(&req); err != nil {
 		t.Fatalf("decoding %s: %v", body, err)
 	}
-	return Plan(req)
+	return Plan(req, 100) // experiment.MaxVariants, which stats does not import
 }
 
 // TestPlanMatchesStatsmodels drives Plan with cases of testdata/power.json

@@ -94,8 +94,8 @@ func TestLeafPackagesUseOnlyStdlib(t *testing.T) {
 }
 
 // TestStatsIsPure keeps analysis/stats a leaf of pure functions (the
-// standard library, gonum and the experiment domain; no I/O packages), so
-// the API may import it to plan POST /power in process.
+// standard library and gonum only, no I/O packages; stats/doc.go), so the
+// API may import it to plan POST /power in process.
 func TestStatsIsPure(t *testing.T) {
 	bp, err := build.ImportDir(filepath.Join("..", "..", "analysis", "stats"), 0)
 	if err != nil {
@@ -104,9 +104,9 @@ func TestStatsIsPure(t *testing.T) {
 	for _, imp := range bp.Imports {
 		first := strings.SplitN(imp, "/", 2)[0]
 		switch {
-		case imp == module+"/experiment", strings.HasPrefix(imp, "gonum.org/v1/gonum/"):
+		case strings.HasPrefix(imp, "gonum.org/v1/gonum/"):
 		case strings.Contains(first, "."):
-			t.Errorf("analysis/stats imports %s: only the standard library, gonum and experiment are allowed", imp)
+			t.Errorf("analysis/stats imports %s: only the standard library and gonum are allowed", imp)
 		case slices.Contains([]string{"net", "os", "io", "database", "syscall"}, first):
 			t.Errorf("analysis/stats imports %s: it does no I/O", imp)
 		}
