@@ -72,8 +72,8 @@
 //   - [ScanSegments], a scan for segments whose effect differs from the rest
 //     (Cochran's Q and leave-one-out z-tests with Holm or BH correction).
 //
-// They are checked against testdata/gen_reference_beyond.py (SciPy,
-// statsmodels and mpmath; beyond.json) to about 1e-12 relative or better,
+// They are checked against testdata/gen_reference_options.py (SciPy,
+// statsmodels and mpmath; options.json) to about 1e-12 relative or better,
 // and by seeded simulations of type-I error, power, variance reduction and
 // coverage in the tests.
 //

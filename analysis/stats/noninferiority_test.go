@@ -26,9 +26,9 @@ func TestNonInferiorityReference(t *testing.T) {
 			NotWorse           bool `json:"not_worse"`
 		} `json:"noninferiority"`
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.NonInferiority) == 0 {
-		t.Fatal("beyond.json has no noninferiority cases")
+		t.Fatal("options.json has no noninferiority cases")
 	}
 	var worst worstError
 	for _, tc := range ref.NonInferiority {
