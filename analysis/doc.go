@@ -36,19 +36,23 @@
 // the winner on adjusted p-values in the metric's direction, withheld on a
 // sample ratio mismatch (chi-square p < 0.001) or a guardrail violation.
 //
-// Beyond the fixed horizon (beyond.go, query_beyond.go), per the test's
-// options: with analysis_method sequential, always-valid p-values and
-// confidence sequences per comparison, a sequential SRM check and
-// non-inferiority test, and the winner decided on them; with bayesian, the
+// Beyond the fixed horizon, per the test's options (report.go
+// compareWithOptions applies them to each comparison): with analysis_method
+// sequential (sequential.go), always-valid p-values and confidence
+// sequences per comparison, a sequential SRM check and non-inferiority
+// test, and the winner decided on them; with bayesian (bayes.go), the
 // posterior of the relative lift (chance to beat control, risk, credible
-// interval, risk-threshold decision); guardrails with a non_inferiority_margin
-// withhold the winner unless its one-sided test shows it not worse; ratio
-// metrics from per-user sums of two recorded metrics (one query: n, means,
-// variances, covariance per variant) with the delta method; CUPED on
-// continuous metrics from recorded covariates or, when enabled, the same
-// metric in other tests during the lookback window, the comparison then
-// being the adjusted one; and the primary metric by each declared segment
-// attribute, with p-values corrected over segments and a heterogeneity scan.
+// interval, risk-threshold decision); guardrails with a
+// non_inferiority_margin (noninferiority.go) withhold the winner unless its
+// one-sided test shows it not worse; ratio metrics (ratio.go) from per-user
+// sums of two recorded metrics (one query: n, means, variances, covariance
+// per variant) with the delta method; CUPED (cuped.go) on continuous
+// metrics from recorded covariates or, when enabled, the same metric in
+// other tests during the lookback window, the comparison then being the
+// adjusted one; and the primary metric by each declared segment attribute
+// (segments.go), with p-values corrected over segments and a heterogeneity
+// scan. Each of these files holds its concept's queries and its part of
+// the report.
 //
 // Every run also writes a snapshot of each metric and variant into the
 // analysis_snapshots table; the analyzer answers history requests
