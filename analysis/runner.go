@@ -25,7 +25,8 @@ import (
 type Config struct {
 	// Interval between timer runs over every running test.
 	Interval time.Duration
-	// QueryTimeout bounds one test's analysis.
+	// QueryTimeout bounds one test's analysis (or history request), also
+	// when shutdown begins while it runs.
 	QueryTimeout time.Duration
 	// Concurrency bounds the on-demand analyses in flight, and the timer
 	// cycle's workers.
@@ -105,9 +106,10 @@ func NewRunner(cfg Config, conn driver.Conn, t tests, reports reportStore, nc *n
 	return r, nil
 }
 
-// Run serves analysis requests and runs the timer until ctx is done. It
-// returns after the subscription is closed and every analysis in flight has
-// finished.
+// Run serves analysis and history requests and runs the timer until ctx is
+// done. Then it starts no further analysis, and returns after the
+// subscriptions are closed and every analysis in flight has finished, each
+// within QueryTimeout of its start.
 func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.cfg.Concurrency)

@@ -25,7 +25,8 @@ import (
 //     the registry's generation, GET .../analyze/history keyed by the
 //     revision of the test's stored report;
 //   - general: POST /api/ab-testing/power answers, keyed by a digest of the
-//     request (a pure function of it), through cache.Cached.
+//     decoded request (the plan is a pure function of it), through
+//     cache.CachedCodec (planning.go).
 //
 // A key that names the version of its source (a test's last change, the
 // registry generation, the report revision) is never served after a change
