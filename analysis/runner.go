@@ -111,16 +111,29 @@ func NewRunner(cfg Config, conn driver.Conn, t tests, reports reportStore, nc *n
 // subscriptions are closed and every analysis in flight has finished, each
 // within QueryTimeout of its start.
 func (r *Runner) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, r.cfg.Concurrency)
+	var (
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, r.cfg.Concurrency)
+		// mu guards stopped, which stop sets before it waits, so that no
+		// request starts (wg.Add) once the wait has begun.
+		mu      sync.Mutex
+		stopped bool
+	)
 	var subs []*nats.Subscription
-	unsubscribe := func() {
+	stop := func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
 		for _, sub := range subs {
 			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				r.log.Warn("unsubscribing analyzer", "subject", sub.Subject, "err", err)
 			}
 		}
+		wg.Wait()
 	}
+	// A request that arrives after ctx is done starts nothing; its answer
+	// lets the API fall back to the stored report at once.
+	shuttingDown := func(m *nats.Msg) { r.replyError(m, http.StatusServiceUnavailable, "the analyzer is shutting down") }
 	for _, h := range []struct {
 		subject string
 		serve   func(context.Context, *nats.Msg)
@@ -132,17 +145,25 @@ func (r *Runner) Run(ctx context.Context) error {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
+				shuttingDown(m)
+				return
+			}
+			mu.Lock()
+			if stopped || ctx.Err() != nil {
+				mu.Unlock()
+				<-sem
+				shuttingDown(m)
 				return
 			}
 			wg.Add(1)
+			mu.Unlock()
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				h.serve(ctx, m)
 			}()
 		})
 		if err != nil {
-			unsubscribe()
-			wg.Wait()
+			stop()
 			return fmt.Errorf("subscribing to %s: %w", h.subject, err)
 		}
 		subs = append(subs, sub)
@@ -154,8 +175,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			unsubscribe()
-			wg.Wait()
+			stop()
 			r.log.Info("analyzer stopped")
 			return nil
 		case <-t.C:

@@ -395,6 +395,17 @@ func TestShutdownFinishesTheRunInFlight(t *testing.T) {
 		t.Fatalf("Run returned (%v) while a run was in flight", err)
 	default:
 	}
+	// A request after shutdown began starts no analysis either: the
+	// subscription is still up (Run waits for the run in flight), and it
+	// answers 503 at once.
+	other := ids[0]
+	if other == gated.testID {
+		other = ids[1]
+	}
+	req, _ := json.Marshal(eventv1.AnalyzeRequest{TestID: other})
+	if reply, err := bus.NC.Request(eventv1.SubjectAnalyze, req, 10*time.Second); err != nil || reply.Header.Get(eventv1.HeaderStatus) != "503" {
+		t.Errorf("request after shutdown began: %v, %v; want a 503 reply", reply, err)
+	}
 	close(gated.release)
 	if err := <-done; err != nil {
 		t.Fatalf("Run() = %v", err)
