@@ -63,7 +63,7 @@ func BenchmarkAnalyzeSmallTest(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := r.Analyze(b.Context(), def, "timer"); err != nil {
+		if _, err := r.analyze(b.Context(), def, "timer"); err != nil {
 			b.Fatal(err)
 		}
 	}

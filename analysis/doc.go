@@ -9,8 +9,9 @@
 // after it stopped) and on demand: the API sends a request on
 // eventv1.SubjectAnalyze to the analyzers' queue group and the Runner replies
 // with the fresh report. Timer runs never overlap; on shutdown the Runner
-// stops its subscription, lets the runs in flight finish within their query
-// timeout, and returns.
+// stops its subscription, starts no further run, lets the runs in flight
+// finish within their own query timeout (they do not see the shutdown's
+// cancellation), and returns.
 //
 // Counting rules: a result event is counted once per event_id (ingest
 // delivers at least once), and users are the unit of analysis. A continuous
@@ -35,25 +36,29 @@
 // the winner on adjusted p-values in the metric's direction, withheld on a
 // sample ratio mismatch (chi-square p < 0.001) or a guardrail violation.
 //
-// Beyond the fixed horizon (beyond.go, query_beyond.go), per the test's
-// options: with analysis_method sequential, always-valid p-values and
-// confidence sequences per comparison, a sequential SRM check and
-// non-inferiority test, and the winner decided on them; with bayesian, the
+// Beyond the fixed horizon, per the test's options (report.go
+// compareWithOptions applies them to each comparison): with analysis_method
+// sequential (sequential.go), always-valid p-values and confidence
+// sequences per comparison, a sequential SRM check and non-inferiority
+// test, and the winner decided on them; with bayesian (bayes.go), the
 // posterior of the relative lift (chance to beat control, risk, credible
-// interval, risk-threshold decision); guardrails with a non_inferiority_margin
-// withhold the winner unless its one-sided test shows it not worse; ratio
-// metrics from per-user sums of two recorded metrics (one query: n, means,
-// variances, covariance per variant) with the delta method; CUPED on
-// continuous metrics from recorded covariates or, when enabled, the same
-// metric in other tests during the lookback window, the comparison then
-// being the adjusted one; and the primary metric by each declared segment
-// attribute, with p-values corrected over segments and a heterogeneity scan.
+// interval, risk-threshold decision); guardrails with a
+// non_inferiority_margin (noninferiority.go) withhold the winner unless its
+// one-sided test shows it not worse; ratio metrics (ratio.go) from per-user
+// sums of two recorded metrics (one query: n, means, variances, covariance
+// per variant) with the delta method; CUPED (cuped.go) on continuous
+// metrics from recorded covariates or, when enabled, the same metric in
+// other tests during the lookback window, the comparison then being the
+// adjusted one; and the primary metric by each declared segment attribute
+// (segments.go), with p-values corrected over segments and a heterogeneity
+// scan. Each of these files holds its concept's queries and its part of
+// the report.
 //
 // Every run also writes a snapshot of each metric and variant into the
-// analysis_snapshots table; the analyzer answers history and power
-// requests (eventv1.SubjectHistory, eventv1.SubjectPower) for the API, which
-// holds neither statistics nor ClickHouse access. Concurrent requests for
-// one test share one computation (singleflight).
+// analysis_snapshots table; the analyzer answers history requests
+// (eventv1.SubjectHistory) for the API, which has no ClickHouse access.
+// Concurrent requests for one test share one computation (singleflight).
+// Power plans need no data: the API computes them with stats.Plan.
 //
 // The package does not serve HTTP and does not consume JetStream events; it
 // does not import api or ingest.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 )
@@ -61,7 +62,7 @@ func sameData(t *testing.T, what string, got, want Data) {
 	for metric, byVariant := range want.Metrics {
 		for v, w := range byVariant {
 			g := got.Metrics[metric][v]
-			if g.N != w.N || !near(g.Mean, w.Mean) || !near(g.Variance, w.Variance) {
+			if g.N != w.N || !statstest.Close(g.Mean, w.Mean) || !statstest.Close(g.Variance, w.Variance) {
 				t.Errorf("%s: %s/%s = %+v, want %+v", what, metric, v, g, w)
 			}
 		}
@@ -73,7 +74,7 @@ func sameData(t *testing.T, what string, got, want Data) {
 			}
 		}
 	}
-	if !near(got.Caps["capped"], want.Caps["capped"]) {
+	if !statstest.Close(got.Caps["capped"], want.Caps["capped"]) {
 		t.Errorf("%s: cap = %v, want %v", what, got.Caps["capped"], want.Caps["capped"])
 	}
 }
@@ -172,7 +173,7 @@ func TestFoldFinishesAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameData(t, "after a crash between the steps", got, want)
-	if s := got.Metrics["m"]["b"]; s.N != 2 || !near(s.Mean, 6.5) {
+	if s := got.Metrics["m"]["b"]; s.N != 2 || !statstest.Close(s.Mean, 6.5) {
 		t.Errorf("variant b = %+v, want the mean of u1's 6 and u3's 7 over 2 users", s)
 	}
 }
@@ -207,7 +208,7 @@ func TestFoldStaleSnapshotLoses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := got["m"]["b"]; s.N != 2 || !near(s.Mean, 5) {
+	if s := got["m"]["b"]; s.N != 2 || !statstest.Close(s.Mean, 5) {
 		t.Errorf("variant b = %+v, want u1's mean 4 (three rows) and u3's 6: mean 5", s)
 	}
 }

@@ -119,8 +119,24 @@ func load(ctx context.Context, conn driver.Conn, t *experiment.Test) (Data, erro
 			}
 		}
 	}
-	if err := loadBeyond(ctx, conn, t, &d); err != nil {
+	// The data of the test's options: ratio metrics (ratio.go), CUPED
+	// (cuped.go) and segments (segments.go).
+	for _, m := range t.Metrics {
+		if m.Type == experiment.MetricRatio {
+			if err := loadRatio(ctx, conn, t.ID, m, &d); err != nil {
+				return d, err
+			}
+		}
+	}
+	if err := loadCUPED(ctx, conn, t, &d); err != nil {
 		return d, err
+	}
+	if spec := t.MetricSpec(t.PrimaryMetric); spec.Type != experiment.MetricRatio {
+		for _, attr := range t.Segments {
+			if err := loadSegment(ctx, conn, t.ID, spec, attr, segmentValueLimit(t), &d); err != nil {
+				return d, err
+			}
+		}
 	}
 	return d, nil
 }

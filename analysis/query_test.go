@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abacus-ab/abacus/analysis/stats"
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 )
@@ -72,14 +74,19 @@ func TestLoadCountsEachEventOnce(t *testing.T) {
 	for metric, byVariant := range want.Metrics {
 		for v, w := range byVariant {
 			g := got.Metrics[metric][v]
-			if g.N != w.N || !near(g.Mean, w.Mean) || !near(g.Variance, w.Variance) {
+			if g.N != w.N || !statstest.Close(g.Mean, w.Mean) || !statstest.Close(g.Variance, w.Variance) {
 				t.Errorf("%s/%s with duplicates = %+v, want %+v", metric, v, g, w)
 			}
 		}
 	}
-	if !near(got.Caps["capped"], want.Caps["capped"]) {
+	if !statstest.Close(got.Caps["capped"], want.Caps["capped"]) {
 		t.Errorf("cap with duplicates = %v, want %v", got.Caps["capped"], want.Caps["capped"])
 	}
 }
 
-func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+// sampleOf returns the Sample of xs, one value per user: the tests' oracle
+// for what ClickHouse aggregates.
+func sampleOf(xs []float64) stats.Sample {
+	n, mean, variance := statstest.Moments(xs)
+	return stats.Sample{N: n, Mean: mean, Variance: variance}
+}

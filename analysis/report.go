@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,12 @@ const (
 	TestProportion = "two_proportion_z_test_unpooled"
 	// RelativeCIMethod is how relative lifts get their intervals.
 	RelativeCIMethod = "fieller"
+)
+
+// SRM check methods.
+const (
+	SRMChiSquare  = "chi_square"
+	SRMSequential = "sequential_bayes_factor"
 )
 
 // SRMThreshold is the p-value below which the users per variant are taken
@@ -171,7 +178,7 @@ func metricReport(t *experiment.Test, spec experiment.Metric, data Data) experim
 		if v.ID == t.ControlVariantID {
 			continue
 		}
-		m.Comparisons = append(m.Comparisons, compareBeyond(t, spec, data, arms[t.ControlVariantID], arms[v.ID], v.ID))
+		m.Comparisons = append(m.Comparisons, compareWithOptions(t, spec, data, arms[t.ControlVariantID], arms[v.ID], v.ID))
 	}
 	adjust(t, m.Comparisons)
 	adjustSequential(t, m.Comparisons)
@@ -266,6 +273,79 @@ func compare(t *experiment.Test, spec experiment.Metric, control, treatment arm,
 		c.RelativeCILower, c.RelativeCIUpper = ptr(ri.Lower), ptr(ri.Upper)
 	}
 	return c
+}
+
+// compareWithOptions is one treatment against control with every analysis
+// the test asks for: CUPED-adjusted arms when covariates exist, then the
+// fixed-horizon test and, on the same arms, the sequential, Bayesian and
+// non-inferiority results.
+func compareWithOptions(t *experiment.Test, spec experiment.Metric, data Data, control, treatment arm, variantID string) experiment.Comparison {
+	var cu *experiment.CUPEDResult
+	if cd, ok := data.CUPED[spec.Name]; ok && spec.Type == experiment.MetricContinuous && spec.WinsorizePercentile == nil {
+		control, treatment, cu = cupedArms(t, cd, control, treatment, variantID)
+	}
+	var c experiment.Comparison
+	if spec.Type == experiment.MetricRatio {
+		c = compareRatio(t, spec, control, treatment, variantID)
+	} else {
+		c = compare(t, spec, control, treatment, variantID)
+	}
+	c.CUPED = cu
+	if spec.Type == experiment.MetricRatio && c.PValue == nil {
+		// No users, or a zero denominator: the arms hold no usable ratio.
+		return withoutTest(t, spec, c)
+	}
+	c.Sequential = sequentialResult(t, spec, control, treatment)
+	c.Bayesian = bayesianResult(t, spec, control, treatment)
+	c.NonInferiority = nonInferiorityResult(t, spec, control, treatment, variantID)
+	return c
+}
+
+// withoutTest fills the blocks the test asks for with the reason why no
+// test was possible (c.Note).
+func withoutTest(t *experiment.Test, spec experiment.Metric, c experiment.Comparison) experiment.Comparison {
+	if t.Sequential() {
+		c.Sequential = &experiment.SequentialResult{Method: SequentialMethod, TuningN: t.TuningN(), Note: c.Note}
+	}
+	if b := t.Bayesian; b != nil && b.Enabled {
+		c.Bayesian = &experiment.BayesianResult{Effect: "relative", Prior: b.Prior, RiskThreshold: b.RiskThreshold,
+			Decision: string(stats.DecisionKeepRunning), Message: "no posterior yet: " + c.Note}
+	}
+	if m := spec.NonInferiorityMargin; m != nil {
+		c.NonInferiority = &experiment.NonInferiorityResult{Margin: *m, MarginType: spec.NonInferiorityMarginType, Test: NonInferiorityWelch,
+			Alpha: alphaOf(t), Message: fmt.Sprintf("non-inferiority of variant %s on %s is not shown: %s", c.VariantID, spec.Name, c.Note)}
+		if t.Sequential() {
+			c.NonInferiority.Test = NonInferioritySequential
+		}
+	}
+	return c
+}
+
+// direction maps a metric's direction onto stats'.
+func direction(d experiment.Direction) stats.Direction {
+	if d == experiment.DirectionDecrease {
+		return stats.LowerIsBetter
+	}
+	return stats.HigherIsBetter
+}
+
+func noTestNote(err error) string {
+	switch {
+	case errors.Is(err, stats.ErrInsufficientData):
+		return "each variant needs at least 2 users for a test"
+	case errors.Is(err, stats.ErrZeroVariance):
+		return "zero variance: no test is possible"
+	case errors.Is(err, stats.ErrZeroControlMean):
+		return "the control mean is 0: the relative lift is undefined"
+	}
+	return err.Error()
+}
+
+// alphaOf returns 1 - confidence level without the rounding noise of the
+// subtraction (0.05, not 0.050000000000000044).
+func alphaOf(t *experiment.Test) float64 {
+	a, _ := strconv.ParseFloat(strconv.FormatFloat(1-t.ConfidenceLevel, 'g', 12, 64), 64)
+	return a
 }
 
 // adjust fills the adjusted p-values of a metric's comparisons.

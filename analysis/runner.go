@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +25,8 @@ import (
 type Config struct {
 	// Interval between timer runs over every running test.
 	Interval time.Duration
-	// QueryTimeout bounds one test's analysis.
+	// QueryTimeout bounds one test's analysis (or history request), also
+	// when shutdown begins while it runs.
 	QueryTimeout time.Duration
 	// Concurrency bounds the on-demand analyses in flight, and the timer
 	// cycle's workers.
@@ -106,43 +106,64 @@ func NewRunner(cfg Config, conn driver.Conn, t tests, reports reportStore, nc *n
 	return r, nil
 }
 
-// Run serves analysis requests and runs the timer until ctx is done. It
-// returns after the subscription is closed and every analysis in flight has
-// finished.
+// Run serves analysis and history requests and runs the timer until ctx is
+// done. Then it starts no further analysis, and returns after the
+// subscriptions are closed and every analysis in flight has finished, each
+// within QueryTimeout of its start.
 func (r *Runner) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, r.cfg.Concurrency)
+	var (
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, r.cfg.Concurrency)
+		// mu guards stopped, which stop sets before it waits, so that no
+		// request starts (wg.Add) once the wait has begun.
+		mu      sync.Mutex
+		stopped bool
+	)
 	var subs []*nats.Subscription
-	unsubscribe := func() {
+	stop := func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
 		for _, sub := range subs {
 			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				r.log.Warn("unsubscribing analyzer", "subject", sub.Subject, "err", err)
 			}
 		}
+		wg.Wait()
 	}
+	// A request that arrives after ctx is done starts nothing; its answer
+	// lets the API fall back to the stored report at once.
+	shuttingDown := func(m *nats.Msg) { r.replyError(m, http.StatusServiceUnavailable, "the analyzer is shutting down") }
 	for _, h := range []struct {
 		subject string
 		serve   func(context.Context, *nats.Msg)
 	}{
 		{eventv1.SubjectAnalyze, r.serve},
-		{eventv1.SubjectPower, r.servePower},
 		{eventv1.SubjectHistory, r.serveHistory},
 	} {
 		sub, err := r.nc.QueueSubscribe(h.subject, eventv1.QueueAnalyzers, func(m *nats.Msg) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
+				shuttingDown(m)
+				return
+			}
+			mu.Lock()
+			if stopped || ctx.Err() != nil {
+				mu.Unlock()
+				<-sem
+				shuttingDown(m)
 				return
 			}
 			wg.Add(1)
+			mu.Unlock()
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				h.serve(ctx, m)
 			}()
 		})
 		if err != nil {
-			unsubscribe()
-			wg.Wait()
+			stop()
 			return fmt.Errorf("subscribing to %s: %w", h.subject, err)
 		}
 		subs = append(subs, sub)
@@ -154,19 +175,23 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			unsubscribe()
-			wg.Wait()
+			stop()
 			r.log.Info("analyzer stopped")
 			return nil
 		case <-t.C:
-			r.runAll(ctx)
+			// A tick and shutdown can be ready together: never start a
+			// cycle after ctx is done.
+			if ctx.Err() == nil {
+				r.runAll(ctx)
+			}
 		}
 	}
 }
 
 // runAll analyzes every running test, and every stopped test whose stored
 // report predates its stop. A report younger than half the interval (written
-// by another replica) is left alone, so replicas share the work.
+// by another replica) is left alone, so replicas share the work. Once ctx is
+// done no further test starts; the runs in flight finish (see analyze).
 func (r *Runner) runAll(ctx context.Context) {
 	// Tests are analyzed by Concurrency workers; the cycle returns when all
 	// are done, so cycles never overlap.
@@ -181,12 +206,15 @@ func (r *Runner) runAll(ctx context.Context) {
 			}
 		}()
 	}
+feed:
 	for _, t := range r.tests.List() {
-		if ctx.Err() != nil {
-			break
+		if t.Status == experiment.StatusDraft {
+			continue
 		}
-		if t.Status != experiment.StatusDraft {
-			work <- t
+		select {
+		case work <- t:
+		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(work)
@@ -200,6 +228,9 @@ func (r *Runner) runOne(ctx context.Context, t *experiment.Test) {
 		return
 	}
 	computed, err := r.storedAt(ctx, t.ID)
+	if ctx.Err() != nil {
+		return
+	}
 	if err != nil {
 		r.log.Warn("reading stored report", "experiment_id", t.ID, "err", err)
 	}
@@ -212,7 +243,7 @@ func (r *Runner) runOne(ctx context.Context, t *experiment.Test) {
 	// Through the same flight as requests: a timer run and a request never
 	// compute one test at once (and never store an older report over a
 	// newer one).
-	if _, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "timer") }); err != nil {
+	if _, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyze(ctx, t, "timer") }); err != nil {
 		r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
 	}
 }
@@ -225,11 +256,7 @@ func (r *Runner) storedAt(ctx context.Context, testID string) (time.Time, error)
 	if err != nil {
 		return time.Time{}, err
 	}
-	var head struct {
-		ComputedAt time.Time `json:"computed_at"`
-	}
-	err = json.Unmarshal(e.Value(), &head)
-	return head.ComputedAt, err
+	return experiment.ReportComputedAt(e.Value())
 }
 
 // requestedTest decodes a request into req, whose test id testID points
@@ -259,7 +286,7 @@ func (r *Runner) serve(ctx context.Context, m *nats.Msg) {
 	if !ok {
 		return
 	}
-	v, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyzeJSON(ctx, t, "request") })
+	v, err, _ := r.flight.Do(t.ID, func() (any, error) { return r.analyze(ctx, t, "request") })
 	if err != nil {
 		r.log.Error("analyzing test", "experiment_id", t.ID, "err", err)
 		r.replyError(m, http.StatusInternalServerError, err.Error())
@@ -279,32 +306,27 @@ func (r *Runner) replyError(m *nats.Msg, status int, msg string) {
 	}
 }
 
-// Analyze computes t's report from ClickHouse and stores it.
-func (r *Runner) Analyze(ctx context.Context, t *experiment.Test, trigger string) (*experiment.Report, error) {
-	rep, _, err := r.analyze(ctx, t, trigger)
-	return rep, err
-}
-
-func (r *Runner) analyzeJSON(ctx context.Context, t *experiment.Test, trigger string) ([]byte, error) {
-	_, data, err := r.analyze(ctx, t, trigger)
-	return data, err
-}
-
-func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string) (*experiment.Report, []byte, error) {
+// analyze computes t's report from ClickHouse, stores it and returns its
+// JSON. Timer runs (runOne) and requests (serve) both come here, through
+// the flight.
+func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string) ([]byte, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
+	// The run has its own deadline and ignores ctx's cancellation: one in
+	// flight at shutdown finishes (or hits QueryTimeout) and stores its
+	// report; Run waits for it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.QueryTimeout)
 	defer cancel()
 	now := r.now()
 	d, err := load(ctx, r.conn, t)
 	if err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
-		return nil, nil, err
+		return nil, err
 	}
 	rep := BuildReport(t, d, now)
 	data, err := json.Marshal(rep)
 	if err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
-		return nil, nil, fmt.Errorf("encoding report: %w", err)
+		return nil, fmt.Errorf("encoding report: %w", err)
 	}
 	// The snapshot goes first: the API caches a history under the revision
 	// of the stored report, so the new revision must not exist before the
@@ -315,22 +337,12 @@ func (r *Runner) analyze(ctx context.Context, t *experiment.Test, trigger string
 	}
 	if _, err := r.reports.Put(ctx, t.ID, data); err != nil {
 		r.runs.WithLabelValues(trigger, "error").Inc()
-		return nil, nil, fmt.Errorf("storing report: %w", err)
+		return nil, fmt.Errorf("storing report: %w", err)
 	}
 	r.runs.WithLabelValues(trigger, "ok").Inc()
 	r.duration.Observe(time.Since(start).Seconds())
 	r.log.Debug("test analyzed", "experiment_id", t.ID, "trigger", trigger, "decision", rep.Decision)
-	return rep, data, nil
-}
-
-// servePower answers a power calculation request.
-func (r *Runner) servePower(_ context.Context, m *nats.Msg) {
-	resp, err := Plan(m.Data)
-	if err != nil {
-		r.replyError(m, http.StatusBadRequest, strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
-		return
-	}
-	r.reply(m, resp)
+	return data, nil
 }
 
 // serveHistory answers a history request.
@@ -348,7 +360,7 @@ func (r *Runner) serveHistory(ctx context.Context, m *nats.Msg) {
 		r.replyError(m, http.StatusBadRequest, "metric is not a valid metric name")
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.QueryTimeout)
 	defer cancel()
 	h, err := loadHistory(ctx, r.conn, t, metric)
 	if err != nil {

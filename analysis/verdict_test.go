@@ -170,3 +170,113 @@ func BenchmarkBuildReport(b *testing.B) {
 		BuildReport(def, d, time.Time{})
 	}
 }
+
+// TestVerdictOptions checks the decision rules of the test options on
+// sufficient statistics.
+func TestVerdictOptions(t *testing.T) {
+	s := func(n int64, mean, sd float64) stats.Sample { return stats.Sample{N: n, Mean: mean, Variance: sd * sd} }
+	balanced := map[string]int64{"control": 2000, "b": 2000}
+	margin := func(m float64) *float64 { return &m }
+	sequential := func(d *experiment.Test) *experiment.Test {
+		d.AnalysisMethod = experiment.MethodSequential
+		d.SetDefaults()
+		return d
+	}
+	// Significant at a fixed horizon (p = 0.0032) but not under
+	// continuous monitoring at N = 4000.
+	peek := map[string]stats.Sample{"control": s(2000, 10, 3), "b": s(2000, 10.28, 3)}
+	tests := []struct {
+		name       string
+		def        *experiment.Test
+		data       Data
+		wantWinner string
+		wantCode   string
+		wantIn     string
+	}{
+		{
+			name: "fixed horizon decides on the fixed p-value", def: twoArmDef(),
+			data:       Data{Assignments: balanced, Metrics: map[string]map[string]stats.Sample{"m": peek}},
+			wantWinner: "b", wantCode: experiment.DecisionWinner,
+		},
+		{
+			name: "sequential decides on the always-valid p-value", def: sequential(twoArmDef()),
+			data:     Data{Assignments: balanced, Metrics: map[string]map[string]stats.Sample{"m": peek}},
+			wantCode: experiment.DecisionNotSignificant, wantIn: "always-valid",
+		},
+		{
+			name: "sequential winner", def: sequential(twoArmDef()),
+			data: Data{Assignments: balanced, Metrics: map[string]map[string]stats.Sample{
+				"m": {"control": s(2000, 10, 3), "b": s(2000, 10.6, 3)}}},
+			wantWinner: "b", wantCode: experiment.DecisionWinner, wantIn: "always-valid adjusted p",
+		},
+		{
+			name: "guardrail within its margin lets the winner through, though significantly worse",
+			def: twoArmDef(experiment.Metric{Name: "m"},
+				experiment.Metric{Name: "latency", Role: experiment.RoleGuardrail, Direction: experiment.DirectionDecrease, NonInferiorityMargin: margin(0.05)}),
+			data: Data{Assignments: balanced, Metrics: map[string]map[string]stats.Sample{
+				"m":       {"control": s(2000, 10, 3), "b": s(2000, 11, 3)},
+				"latency": {"control": s(2000, 200, 10), "b": s(2000, 202, 10)}}},
+			wantWinner: "b", wantCode: experiment.DecisionWinner,
+		},
+		{
+			name: "guardrail beyond its margin withholds the winner",
+			def: twoArmDef(experiment.Metric{Name: "m"},
+				experiment.Metric{Name: "latency", Role: experiment.RoleGuardrail, Direction: experiment.DirectionDecrease, NonInferiorityMargin: margin(0.005)}),
+			data: Data{Assignments: balanced, Metrics: map[string]map[string]stats.Sample{
+				"m":       {"control": s(2000, 10, 3), "b": s(2000, 11, 3)},
+				"latency": {"control": s(2000, 200, 10), "b": s(2000, 200.5, 10)}}},
+			wantCode: experiment.DecisionNonInferiority, wantIn: "not shown to be within the margin 0.5% of the control mean (1)",
+		},
+		{
+			name: "guardrail within its margin at a fixed horizon",
+			def: twoArmDef(experiment.Metric{Name: "m"},
+				experiment.Metric{Name: "latency", Role: experiment.RoleGuardrail, Direction: experiment.DirectionDecrease, NonInferiorityMargin: margin(0.015)}),
+			data: Data{Assignments: map[string]int64{"control": 300, "b": 300}, Metrics: map[string]map[string]stats.Sample{
+				"m":       {"control": s(300, 10, 3), "b": s(300, 12, 3)},
+				"latency": {"control": s(300, 200, 10), "b": s(300, 201, 10)}}},
+			wantWinner: "b", wantCode: experiment.DecisionWinner,
+		},
+		{
+			name: "the same guardrail not yet shown within its margin under continuous monitoring",
+			def: sequential(twoArmDef(experiment.Metric{Name: "m"},
+				experiment.Metric{Name: "latency", Role: experiment.RoleGuardrail, Direction: experiment.DirectionDecrease, NonInferiorityMargin: margin(0.015)})),
+			data: Data{Assignments: map[string]int64{"control": 300, "b": 300}, Metrics: map[string]map[string]stats.Sample{
+				"m":       {"control": s(300, 10, 3), "b": s(300, 12, 3)},
+				"latency": {"control": s(300, 200, 10), "b": s(300, 201, 10)}}},
+			wantCode: experiment.DecisionNonInferiority, wantIn: "always-valid one-sided p",
+		},
+		{
+			name: "guardrail without data withholds the winner when it has a margin",
+			def: twoArmDef(experiment.Metric{Name: "m"},
+				experiment.Metric{Name: "latency", Role: experiment.RoleGuardrail, Direction: experiment.DirectionDecrease, NonInferiorityMargin: margin(0.05)}),
+			data: Data{Assignments: balanced, Metrics: map[string]map[string]stats.Sample{
+				"m": {"control": s(2000, 10, 3), "b": s(2000, 11, 3)}}},
+			wantCode: experiment.DecisionNonInferiority,
+		},
+		{
+			name: "sequential SRM",
+			def:  sequential(twoArmDef()),
+			data: Data{Assignments: map[string]int64{"control": 2000, "b": 2300}, Metrics: map[string]map[string]stats.Sample{
+				"m": {"control": s(2000, 10, 3), "b": s(2300, 11, 3)}}},
+			wantCode: experiment.DecisionSRM, wantIn: "stays valid however often",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.def.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			r := BuildReport(tt.def, tt.data, time.Now())
+			winner := ""
+			if r.Verdict.WinnerVariantID != nil {
+				winner = *r.Verdict.WinnerVariantID
+			}
+			if winner != tt.wantWinner || r.Verdict.Code != tt.wantCode || !strings.Contains(r.Verdict.Message+r.Reason, tt.wantIn) {
+				t.Errorf("verdict = %q %s %q, want %q %s containing %q", winner, r.Verdict.Code, r.Verdict.Message, tt.wantWinner, tt.wantCode, tt.wantIn)
+			}
+			if tt.def.Sequential() != (r.Metrics[0].Comparisons[0].Sequential != nil) {
+				t.Errorf("sequential block = %+v on a %s test", r.Metrics[0].Comparisons[0].Sequential, tt.def.Method())
+			}
+		})
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
 
@@ -57,7 +59,7 @@ func (s *Server) analyze(c echo.Context) error {
 
 	report, err := s.requestAnalysis(ctx, t.ID)
 	if err == nil {
-		if at, err := reportTime(report); err == nil {
+		if at, err := experiment.ReportComputedAt(report); err == nil {
 			s.cacheReport(t.ID, report, at)
 		}
 		return reportResponse(c, report, false)
@@ -78,37 +80,29 @@ func reportResponse(c echo.Context, report []byte, stale bool) error {
 	return c.JSONBlob(http.StatusOK, report)
 }
 
-// cachedReport returns a report from the in-process cache: 8 bytes of its
+// cachedReport returns a report from the analysis layer: 8 bytes of its
 // computation time (Unix nanoseconds), then the report's JSON.
 func (s *Server) cachedReport(testID string) ([]byte, time.Time, bool) {
-	if s.reportCache == nil {
+	if s.cache == nil {
 		return nil, time.Time{}, false
 	}
-	v, err := s.reportCache.Get("report:" + testID)
-	if err != nil || len(v) < 8 {
+	v, ok := s.cache.Get(cache.LayerAnalysis, "report:"+testID)
+	if !ok || len(v) < 8 {
 		return nil, time.Time{}, false
 	}
 	return v[8:], time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
 }
 
 func (s *Server) cacheReport(testID string, report []byte, computedAt time.Time) {
-	if s.reportCache == nil {
+	if s.cache == nil {
 		return
 	}
 	v := make([]byte, 8+len(report))
 	binary.BigEndian.PutUint64(v, uint64(computedAt.UnixNano()))
 	copy(v[8:], report)
-	if err := s.reportCache.Set("report:"+testID, v); err != nil {
+	if err := s.cache.Set(cache.LayerAnalysis, "report:"+testID, v); err != nil {
 		s.log.Debug("caching report", "experiment_id", testID, "err", err)
 	}
-}
-
-func reportTime(report []byte) (time.Time, error) {
-	var head struct {
-		ComputedAt time.Time `json:"computed_at"`
-	}
-	err := json.Unmarshal(report, &head)
-	return head.ComputedAt, err
 }
 
 // storedReport returns the stored report of a test and when it was computed.
@@ -120,13 +114,11 @@ func (s *Server) storedReport(ctx context.Context, testID string) ([]byte, time.
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	var head struct {
-		ComputedAt time.Time `json:"computed_at"`
-	}
-	if err := json.Unmarshal(e.Value(), &head); err != nil {
+	at, err := experiment.ReportComputedAt(e.Value())
+	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return e.Value(), head.ComputedAt, nil
+	return e.Value(), at, nil
 }
 
 // requestAnalysis asks one analyzer (of the queue group) for a fresh report.

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allegro/bigcache/v3"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,12 +83,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	}
 	skew := new(atomic.Int64)
 	keys := startKeys(t, bus, log, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
-	cache, err := bigcache.New(context.Background(), bigcache.Config{Shards: 4, LifeWindow: time.Minute, MaxEntriesInWindow: 64, MaxEntrySize: 1024, HardMaxCacheSize: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cache.Close() })
-	a, err := New(cfg, Deps{Registry: store, Publisher: bus.JS, Requester: bus.NC, Reports: reportsKV, ReportCache: cache, Logger: log, Keys: keys})
+	// The cache as production wires it: Deps.Cache, whose analysis layer
+	// holds the reports.
+	a, err := New(cfg, Deps{Registry: store, Publisher: bus.JS, Requester: bus.NC, Reports: reportsKV, Cache: newTestCache(t, bus), Logger: log, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,30 +25,14 @@ import (
 //     the registry's generation, GET .../analyze/history keyed by the
 //     revision of the test's stored report;
 //   - general: POST /api/ab-testing/power answers, keyed by a digest of the
-//     request (a pure function of it), through cache.Cached.
+//     decoded request (the plan is a pure function of it), through
+//     cache.CachedCodec (planning.go).
 //
 // A key that names the version of its source (a test's last change, the
 // registry generation, the report revision) is never served after a change
 // reaches this replica: the registry's KV watch brings changes from every
 // replica within a second, and an invalidation message on
 // ab.cache.invalidate.v1 removes entries everywhere (admin endpoints).
-
-// layerCache adapts one layer to byteCache (a miss is an error).
-type layerCache struct {
-	c     *cache.Cache
-	layer string
-}
-
-var errCacheMiss = errors.New("cache miss")
-
-func (l layerCache) Get(key string) ([]byte, error) {
-	if v, ok := l.c.Get(l.layer, key); ok {
-		return v, nil
-	}
-	return nil, errCacheMiss
-}
-
-func (l layerCache) Set(key string, v []byte) error { return l.c.Set(l.layer, key, v) }
 
 // cachedJSON answers with the value cached under key in layer, or with the
 // JSON of render(), which it caches. Without a cache it renders.

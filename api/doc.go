@@ -13,6 +13,10 @@
 // from the AB_REPORTS bucket, and a fresh one is requested over NATS
 // request-reply when the stored one is older than the caller accepts.
 //
-// The package never writes to ClickHouse and never computes statistics; it
-// does not import ingest or analysis.
+// POST /power is a pure function of the request: the API plans it in
+// process with analysis/stats.Plan (a pure leaf without I/O) and caches the
+// answer in the general layer.
+//
+// The package never writes to ClickHouse and holds no statistics of its
+// own; it does not import ingest or analysis (only the pure analysis/stats).
 package api

@@ -3,34 +3,45 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/abacus-ab/abacus/analysis/stats"
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/cache"
 	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
 
-// power serves POST /power. The API holds no statistics: it checks that the
-// body is a JSON object and forwards it to an analyzer, which validates it
-// (400 with the reason) and computes the plan.
+// power serves POST /api/ab-testing/power. The plan is a pure function of
+// the request (analysis/stats.Plan, no I/O), so the API computes it itself
+// and keeps the answers in the general layer, keyed by a digest of the
+// decoded request.
 func (s *Server) power(c echo.Context) error {
-	var body json.RawMessage
-	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &body); err != nil {
+	var req stats.PowerRequest
+	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
-	if len(body) == 0 || body[0] != '{' {
-		return newError(http.StatusBadRequest, "the body must be a JSON object")
+	canonical, err := json.Marshal(req)
+	if err != nil {
+		return err
 	}
-	ask := func(ctx context.Context) ([]byte, error) { return s.askAnalyzer(ctx, eventv1.SubjectPower, body) }
+	plan := func(context.Context) ([]byte, error) {
+		resp, err := stats.Plan(req, experiment.MaxVariants)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(resp)
+	}
 	var reply []byte
-	var err error
 	if s.cache != nil {
-		// A pure function of the request: the general layer keeps answers.
-		reply, err = cache.CachedCodec(c.Request().Context(), s.cache, cache.LayerGeneral, "power:"+digest(body), cache.Bytes{}, ask)
+		reply, err = cache.CachedCodec(c.Request().Context(), s.cache, cache.LayerGeneral, "power:"+digest(canonical), cache.Bytes{}, plan)
 	} else {
-		reply, err = ask(c.Request().Context())
+		reply, err = plan(c.Request().Context())
+	}
+	if pe := (*stats.PlanError)(nil); errors.As(err, &pe) {
+		return newError(http.StatusBadRequest, "%s", pe.Error())
 	}
 	if err != nil {
 		return err

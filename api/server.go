@@ -104,13 +104,6 @@ type requester interface {
 	RequestMsgWithContext(ctx context.Context, msg *nats.Msg) (*nats.Msg, error)
 }
 
-// byteCache is an in-process cache of byte values (met by *bigcache.BigCache;
-// a miss is an error).
-type byteCache interface {
-	Get(key string) ([]byte, error)
-	Set(key string, entry []byte) error
-}
-
 // reportReader reads stored reports (met by jetstream.KeyValue).
 type reportReader interface {
 	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
@@ -138,11 +131,8 @@ type Deps struct {
 	// Keys verifies and manages API keys (an *auth.Store); required unless
 	// Config.AuthDisabled.
 	Keys keyStore
-	// ReportCache caches analysis reports in process (optional).
-	ReportCache byteCache
 	// Cache holds hot reads in process, in the layers of internal/cache
-	// (see cache.go); nil disables caching. Its analysis layer caches
-	// reports unless ReportCache is set.
+	// (see cache.go), analysis reports included; nil disables caching.
 	Cache *cache.Cache
 	// Validator checks every request's input; nil
 	// leaves only the body size limit.
@@ -158,22 +148,20 @@ type Deps struct {
 
 // Server is the Abacus HTTP API.
 type Server struct {
-	cfg Config
-	e   *echo.Echo
-	reg testRegistry
-	pub publisher
-	// reportCache holds recent analysis reports; nil disables it.
-	reportCache byteCache
-	cache       *cache.Cache   // nil: no caching
-	async       asyncPublisher // batches; nil when the publisher cannot publish asynchronously
-	commit      *committer     // group commit of single events; nil without async
-	req         requester
-	reports     reportReader
-	checks      []Check
-	log         *slog.Logger
-	metrics     *metrics
-	stopping    atomic.Bool
-	now         func() time.Time
+	cfg      Config
+	e        *echo.Echo
+	reg      testRegistry
+	pub      publisher
+	cache    *cache.Cache   // nil: no caching
+	async    asyncPublisher // batches; nil when the publisher cannot publish asynchronously
+	commit   *committer     // group commit of single events; nil without async
+	req      requester
+	reports  reportReader
+	checks   []Check
+	log      *slog.Logger
+	metrics  *metrics
+	stopping atomic.Bool
+	now      func() time.Time
 
 	keys         keyStore
 	perms        map[routeKey]auth.Permission  // the route table's permissions
@@ -218,11 +206,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Keys == nil && !cfg.AuthDisabled {
 		return nil, errors.New("no API key store: set Deps.Keys, or Config.AuthDisabled for development")
 	}
-	s.reportCache = d.ReportCache
 	s.cache = d.Cache
-	if s.reportCache == nil && d.Cache != nil {
-		s.reportCache = layerCache{d.Cache, cache.LayerAnalysis}
-	}
 	if ap, ok := d.Publisher.(asyncPublisher); ok {
 		s.async = ap
 		s.commit = newCommitter(ap, cfg.PublishTimeout, s.countPublished)

@@ -30,9 +30,9 @@ func TestBayesReference(t *testing.T) {
 			Decision           Decision
 		}
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.Bayes) == 0 {
-		t.Fatal("beyond.json has no bayes cases")
+		t.Fatal("options.json has no bayes cases")
 	}
 	var worst worstError
 	for _, tc := range ref.Bayes {

@@ -34,9 +34,9 @@ func TestCUPEDReference(t *testing.T) {
 			VarianceReduction         float64 `json:"variance_reduction"`
 		} `json:"cuped"`
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.CUPED) == 0 {
-		t.Fatal("beyond.json has no cuped cases")
+		t.Fatal("options.json has no cuped cases")
 	}
 	var worst worstError
 	for _, tc := range ref.CUPED {

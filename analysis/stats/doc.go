@@ -17,7 +17,9 @@
 //   - [ChiSquareGOF], the chi-square goodness-of-fit test behind the sample
 //     ratio mismatch check;
 //   - [PowerSpec] and [CurrentMDE], sample sizes, power and minimum
-//     detectable effects of the two-sided z-test.
+//     detectable effects of the two-sided z-test, and [Plan], the answer to
+//     POST /api/ab-testing/power (the API imports this package for it: it
+//     does no I/O).
 //
 // Conventions:
 //
@@ -70,8 +72,8 @@
 //   - [ScanSegments], a scan for segments whose effect differs from the rest
 //     (Cochran's Q and leave-one-out z-tests with Holm or BH correction).
 //
-// They are checked against testdata/gen_reference_beyond.py (SciPy,
-// statsmodels and mpmath; beyond.json) to about 1e-12 relative or better,
+// They are checked against testdata/gen_reference_options.py (SciPy,
+// statsmodels and mpmath; options.json) to about 1e-12 relative or better,
 // and by seeded simulations of type-I error, power, variance reduction and
 // coverage in the tests.
 //

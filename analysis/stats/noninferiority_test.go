@@ -26,9 +26,9 @@ func TestNonInferiorityReference(t *testing.T) {
 			NotWorse           bool `json:"not_worse"`
 		} `json:"noninferiority"`
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.NonInferiority) == 0 {
-		t.Fatal("beyond.json has no noninferiority cases")
+		t.Fatal("options.json has no noninferiority cases")
 	}
 	var worst worstError
 	for _, tc := range ref.NonInferiority {
@@ -124,7 +124,7 @@ func TestNonInferiorityTypeI(t *testing.T) {
 		for i := range xs {
 			xs[i] = mean + rng.ExpFloat64() - 1 // skewed, sd 1
 		}
-		return SampleFromValues(xs)
+		return sampleOf(xs)
 	}
 	sd := math.Sqrt(alpha * (1 - alpha) / sims)
 	for _, dir := range []Direction{HigherIsBetter, LowerIsBetter} {

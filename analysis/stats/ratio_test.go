@@ -37,9 +37,9 @@ func TestCompareRatiosReference(t *testing.T) {
 			LiftUpper          float64 `json:"lift_upper"`
 		}
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.Ratio) == 0 {
-		t.Fatal("beyond.json has no ratio cases")
+		t.Fatal("options.json has no ratio cases")
 	}
 	var worst worstError
 	for _, tc := range ref.Ratio {

@@ -13,36 +13,6 @@ type Sample struct {
 	Variance float64
 }
 
-// SampleFromValues returns the Sample of xs, one value per user.
-//
-// It uses the corrected two-pass algorithm (Chan, Golub and LeVeque, 1983):
-// the mean first, then the sum of squared deviations minus a term that
-// cancels the rounding error of the mean. For fewer than two values Variance
-// is 0 (the sample variance is undefined there), and for no values Mean is
-// also 0.
-func SampleFromValues(xs []float64) Sample {
-	if len(xs) == 0 {
-		return Sample{}
-	}
-	n := float64(len(xs))
-	var sum float64
-	for _, x := range xs {
-		sum += x
-	}
-	mean := sum / n
-	var ss, comp float64
-	for _, x := range xs {
-		d := x - mean
-		ss += d * d
-		comp += d
-	}
-	s := Sample{N: int64(len(xs)), Mean: mean + comp/n}
-	if len(xs) > 1 {
-		s.Variance = max(0, (ss-comp*comp/n)/(n-1))
-	}
-	return s
-}
-
 // MeanInterval returns the two-sided Student-t confidence interval of s.Mean
 // at the given level (e.g. 0.95), with N-1 degrees of freedom:
 // Mean ∓ t_{1-(1-level)/2, N-1}·sqrt(Variance/N).

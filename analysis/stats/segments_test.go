@@ -32,9 +32,9 @@ func TestScanSegmentsReference(t *testing.T) {
 			}
 		}
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.Segments) == 0 {
-		t.Fatal("beyond.json has no segments cases")
+		t.Fatal("options.json has no segments cases")
 	}
 	var worst worstError
 	for _, tc := range ref.Segments {

@@ -9,7 +9,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
-// jsonArm decodes either arm form of beyond.json: counts or moments.
+// jsonArm decodes either arm form of options.json: counts or moments.
 type jsonArm struct {
 	N         int64   `json:"n"`
 	Successes int64   `json:"successes"`
@@ -34,9 +34,9 @@ func TestSequentialReference(t *testing.T) {
 			Tau2               float64
 		}
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.Sequential) == 0 {
-		t.Fatal("beyond.json has no sequential cases")
+		t.Fatal("options.json has no sequential cases")
 	}
 	var worst worstError
 	for _, tc := range ref.Sequential {
@@ -303,9 +303,9 @@ func TestSequentialSRMReference(t *testing.T) {
 			PValue         float64 `json:"p_value"`
 		} `json:"sequential_srm"`
 	}
-	readJSON(t, "beyond.json", &ref)
+	readJSON(t, "options.json", &ref)
 	if len(ref.SequentialSRM) == 0 {
-		t.Fatal("beyond.json has no sequential_srm cases")
+		t.Fatal("options.json has no sequential_srm cases")
 	}
 	var worst worstError
 	for _, tc := range ref.SequentialSRM {

@@ -10,27 +10,19 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
-	"gonum.org/v1/gonum/floats/scalar"
+
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 )
 
-// Tolerances against the SciPy references in testdata/ (regenerate them with
-// testdata/gen_reference.py).
-const (
-	absTol = 1e-12
-	relTol = 1e-9
-)
+// matches is statstest.Close: the reference values in testdata/ (regenerate
+// them with testdata/gen_reference.py) agree to statstest.RelTol.
+func matches(got, want float64) bool { return statstest.Close(got, want) }
 
-// matches reports whether got matches the reference want. On top of
-// scalar.EqualWithinAbsOrRel(got, want, absTol, relTol) it requires relTol
-// relative agreement for every non-zero want: the absolute tolerance alone
-// would accept any p-value below 1e-12, and tiny p-values are the point of
-// several cases. (scalar.EqualWithinRel cannot serve here: it compares
-// differences below the smallest normal float64 absolutely, so it rejects
-// p-values near 1e-299 that agree to 1e-13.)
-func matches(got, want float64) bool {
-	return scalar.EqualWithinAbsOrRel(got, want, absTol, relTol) &&
-		math.Abs(got-want) <= relTol*math.Abs(want)
+// sampleOf returns the Sample of xs, one value per user (the moments of
+// statstest, the tests' oracle).
+func sampleOf(xs []float64) Sample {
+	n, mean, variance := statstest.Moments(xs)
+	return Sample{N: n, Mean: mean, Variance: variance}
 }
 
 // worstError tracks the largest relative error seen against a reference
@@ -108,10 +100,10 @@ func TestWelchTTestReference(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			control, treatment := tc.Control.sample(), tc.Treatment.sample()
 			if tc.Source == "raw" {
-				// The per-user values go through SampleFromValues; NumPy's
+				// The per-user values go through statstest.Moments; NumPy's
 				// mean and var(ddof=1) of the same values are the reference.
-				control = checkSampleFromValues(t, tc.ControlValues, control, &worst)
-				treatment = checkSampleFromValues(t, tc.TreatmentValues, treatment, &worst)
+				control = checkMoments(t, tc.ControlValues, control, &worst)
+				treatment = checkMoments(t, tc.TreatmentValues, treatment, &worst)
 			}
 			got, err := WelchTTest(control, treatment, tc.Level)
 			if err != nil {
@@ -139,15 +131,15 @@ func TestWelchTTestReference(t *testing.T) {
 	worst.log(t)
 }
 
-// checkSampleFromValues compares SampleFromValues(xs) with NumPy's statistics
-// of xs and returns the computed Sample.
-func checkSampleFromValues(t *testing.T, xs []float64, want Sample, worst *worstError) Sample {
+// checkMoments compares statstest.Moments(xs) with NumPy's statistics of xs
+// and returns the computed Sample.
+func checkMoments(t *testing.T, xs []float64, want Sample, worst *worstError) Sample {
 	t.Helper()
-	got := SampleFromValues(xs)
-	worst.observe(fmt.Sprintf("SampleFromValues(n=%d).Mean", len(xs)), got.Mean, want.Mean)
-	worst.observe(fmt.Sprintf("SampleFromValues(n=%d).Variance", len(xs)), got.Variance, want.Variance)
+	got := sampleOf(xs)
+	worst.observe(fmt.Sprintf("Moments(n=%d).Mean", len(xs)), got.Mean, want.Mean)
+	worst.observe(fmt.Sprintf("Moments(n=%d).Variance", len(xs)), got.Variance, want.Variance)
 	if got.N != want.N || !matches(got.Mean, want.Mean) || !matches(got.Variance, want.Variance) {
-		t.Errorf("SampleFromValues(%d values) = %+v, want %+v", len(xs), got, want)
+		t.Errorf("Moments(%d values) = %+v, want %+v", len(xs), got, want)
 	}
 	return got
 }
@@ -287,41 +279,13 @@ func TestMeanIntervalZeroVariance(t *testing.T) {
 	}
 }
 
-func TestSampleFromValues(t *testing.T) {
-	tests := []struct {
-		name string
-		xs   []float64
-		want Sample
-	}{
-		{name: "empty", xs: nil, want: Sample{}},
-		{name: "one value", xs: []float64{4.5}, want: Sample{N: 1, Mean: 4.5}},
-		{name: "two values", xs: []float64{1, 3}, want: Sample{N: 2, Mean: 2, Variance: 2}},
-		{name: "binary", xs: []float64{0, 1, 0, 0, 1}, want: Sample{N: 5, Mean: 0.4, Variance: 0.3}},
-		{name: "constant", xs: []float64{0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}, want: Sample{N: 7, Mean: 0.1}},
-		// A one-pass sum of squares returns garbage here: the squares are
-		// near 1e18, so their 1e2-sized spread is lost to rounding.
-		{name: "large offset", xs: []float64{1e9 + 4, 1e9 + 7, 1e9 + 13, 1e9 + 16}, want: Sample{N: 4, Mean: 1e9 + 10, Variance: 30}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := SampleFromValues(tt.xs)
-			if got.N != tt.want.N || !matches(got.Mean, tt.want.Mean) || !matches(got.Variance, tt.want.Variance) {
-				t.Errorf("SampleFromValues(%v) = %+v, want %+v", tt.xs, got, tt.want)
-			}
-			if got.Variance < 0 {
-				t.Errorf("SampleFromValues(%v).Variance = %v, want >= 0", tt.xs, got.Variance)
-			}
-		})
-	}
-}
-
 // TestCombine checks that combining the Samples of two groups gives the
 // Sample of all their values, for every split point of a list.
 func TestCombine(t *testing.T) {
 	xs := []float64{1e6 + 3, 1e6 - 2, 1e6 + 7.5, 1e6, 1e6 + 1, 1e6 - 4, 1e6 + 2}
-	want := SampleFromValues(xs)
+	want := sampleOf(xs)
 	for k := 0; k <= len(xs); k++ {
-		got := Combine(SampleFromValues(xs[:k]), SampleFromValues(xs[k:]))
+		got := Combine(sampleOf(xs[:k]), sampleOf(xs[k:]))
 		if got.N != want.N || !matches(got.Mean, want.Mean) || !matches(got.Variance, want.Variance) {
 			t.Errorf("split at %d: Combine = %+v, want %+v", k, got, want)
 		}
@@ -345,7 +309,9 @@ func TestWelchTTestSymmetry(t *testing.T) {
 		Diff: -ab.Diff, StdErr: ab.StdErr, T: -ab.T, DoF: ab.DoF, PValue: ab.PValue,
 		CILower: -ab.CIUpper, CIUpper: -ab.CILower, Critical: ab.Critical,
 	}
-	if diff := cmp.Diff(want, ba, cmpopts.EquateApprox(relTol, absTol)); diff != "" {
+	// Symmetric, as cmp requires of a Comparer.
+	near := cmp.Comparer(func(x, y float64) bool { return matches(x, y) && matches(y, x) })
+	if diff := cmp.Diff(want, ba, near); diff != "" {
 		t.Errorf("WelchTTest(b, a, 0.9) mismatch with swapped WelchTTest(a, b, 0.9) (-want +got):\n%s", diff)
 	}
 }

@@ -203,13 +203,10 @@ type AnalyzeRequest struct {
 	TestID string `json:"test_id"`
 }
 
-// Planning and history requests go the same way (queue group
-// QueueAnalyzers, errors in HeaderError and HeaderStatus): the API holds no
-// statistics and no ClickHouse access, the analyzer answers.
+// History requests go the same way (queue group QueueAnalyzers, errors in
+// HeaderError and HeaderStatus): the API has no ClickHouse access, the
+// analyzer answers.
 const (
-	// SubjectPower carries a power calculation: the body is the JSON body of
-	// POST /api/ab-testing/power, the reply the response body.
-	SubjectPower = "ab.rpc.power.v1"
 	// SubjectHistory carries a HistoryRequest; the reply is the response
 	// body of GET .../analyze/history.
 	SubjectHistory = "ab.rpc.history.v1"

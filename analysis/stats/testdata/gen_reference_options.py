@@ -6,9 +6,9 @@ non-inferiority and the segment heterogeneity scan.
 Re-run from the repository root after changing or adding a case, with a
 python3 that has NumPy, SciPy, statsmodels and mpmath:
 
-    python3 analysis/stats/testdata/gen_reference_beyond.py
+    python3 analysis/stats/testdata/gen_reference_options.py
 
-The output, beyond.json next to this file, is deterministic (fixed seeds).
+The output, options.json next to this file, is deterministic (fixed seeds).
 Each section is computed independently of the Go formulas where possible:
 
   sequential      GrowthBook's confidence sequence in the form STATS.md gives
@@ -433,7 +433,7 @@ for name, eff, se, alpha, corr in SEG:
                   "i2": max(0.0, float(res.i2)), "segments": rows})
 OUT["segments"] = cases
 
-with open(os.path.join(HERE, "beyond.json"), "w") as fh:
+with open(os.path.join(HERE, "options.json"), "w") as fh:
     json.dump(OUT, fh, indent=1, sort_keys=True)
     fh.write("\n")
-print("wrote beyond.json")
+print("wrote options.json")

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -9,13 +10,14 @@ import (
 	"time"
 
 	"github.com/abacus-ab/abacus/analysis/stats"
+	"github.com/abacus-ab/abacus/analysis/stats/statstest"
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 )
 
-// beyondFixture is what TestLoadBeyond inserts, kept in Go so that the
+// optionsFixture is what TestLoadOptions inserts, kept in Go so that the
 // expected per-user data can be computed without ClickHouse.
-type beyondFixture struct {
+type optionsFixture struct {
 	def     *experiment.Test
 	variant map[string]string // user -> variant
 	segment map[string]string // user -> latest platform ("" when none)
@@ -34,10 +36,10 @@ type fixtureEvent struct {
 	covariates map[string]float64
 }
 
-func newBeyondFixture() *beyondFixture {
+func newOptionsFixture() *optionsFixture {
 	started := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	def := &experiment.Test{
-		ID: "beyond", Name: "beyond", Type: experiment.TypeModel, ControlVariantID: "a", PrimaryMetric: "revenue",
+		ID: "options", Name: "options", Type: experiment.TypeModel, ControlVariantID: "a", PrimaryMetric: "revenue",
 		Variants: []experiment.Variant{{ID: "a", TrafficPercentage: 50}, {ID: "b", TrafficPercentage: 50}},
 		Metrics: []experiment.Metric{
 			{Name: "rps", Type: experiment.MetricRatio, Numerator: "revenue", Denominator: "sessions"},
@@ -50,7 +52,7 @@ func newBeyondFixture() *beyondFixture {
 		Status:         experiment.StatusRunning, StartedAt: &started,
 	}
 	def.SetDefaults()
-	f := &beyondFixture{def: def, variant: map[string]string{}, segment: map[string]string{}, prior: map[string][]float64{}}
+	f := &optionsFixture{def: def, variant: map[string]string{}, segment: map[string]string{}, prior: map[string][]float64{}}
 	rng := rand.New(rand.NewPCG(5, 6))
 	platforms := []string{"ios", "android", "web"}
 	for u := range 800 {
@@ -84,7 +86,7 @@ func newBeyondFixture() *beyondFixture {
 
 // insert stores the fixture, with every event of every tenth user stored
 // twice (redeliveries), in all four tables.
-func (f *beyondFixture) insert(t *testing.T) *beyondFixture {
+func (f *optionsFixture) insert(t *testing.T) *optionsFixture {
 	conn, _ := chdbtest.Conn(t)
 	ctx := t.Context()
 	start := *f.def.StartedAt
@@ -172,7 +174,7 @@ func (f *beyondFixture) insert(t *testing.T) *beyondFixture {
 }
 
 // perUser returns each user's per-metric list of values, covariates.
-func (f *beyondFixture) perUser() (values map[string]map[string][]float64, covs map[string]map[string][]float64) {
+func (f *optionsFixture) perUser() (values map[string]map[string][]float64, covs map[string]map[string][]float64) {
 	values, covs = map[string]map[string][]float64{}, map[string]map[string][]float64{}
 	for _, ev := range f.events {
 		if values[ev.user] == nil {
@@ -219,7 +221,7 @@ func covariance(xs, ys []float64) float64 {
 // per-user sums, CUPED moments (a user without a covariate has 0) from the
 // recorded covariates (revenue) and from the lookback window (latency),
 // and the primary metric (revenue) by the latest platform.
-func (f *beyondFixture) expected() Data {
+func (f *optionsFixture) expected() Data {
 	values, covs := f.perUser()
 	users := make([]string, 0, len(values))
 	for u := range values {
@@ -240,7 +242,7 @@ func (f *beyondFixture) expected() Data {
 				den = append(den, sum(values[u]["sessions"]))
 			}
 		}
-		ns, ds := stats.SampleFromValues(num), stats.SampleFromValues(den)
+		ns, ds := sampleOf(num), sampleOf(den)
 		d.Ratios["rps"][v] = stats.RatioSample{N: ns.N, NumeratorMean: ns.Mean, NumeratorVariance: ns.Variance,
 			DenominatorMean: ds.Mean, DenominatorVariance: ds.Variance, Covariance: covariance(num, den)}
 	}
@@ -253,7 +255,7 @@ func (f *beyondFixture) expected() Data {
 					ys = append(ys, mean(values[u][m]))
 				}
 			}
-			d.Metrics[m][v] = stats.SampleFromValues(ys)
+			d.Metrics[m][v] = sampleOf(ys)
 		}
 	}
 	sources := []struct {
@@ -300,7 +302,7 @@ func (f *beyondFixture) expected() Data {
 				}
 				xs, ys = append(xs, x), append(ys, mean(values[u][c.metric]))
 			}
-			xsm, ysm := stats.SampleFromValues(xs), stats.SampleFromValues(ys)
+			xsm, ysm := sampleOf(xs), sampleOf(ys)
 			cd.Arms[v] = stats.CovariateSample{N: ysm.N, Mean: ysm.Mean, Variance: ysm.Variance,
 				CovariateMean: xsm.Mean, CovariateVariance: xsm.Variance, Covariance: covariance(xs, ys)}
 		}
@@ -320,24 +322,24 @@ func (f *beyondFixture) expected() Data {
 					ys = append(ys, mean(values[u]["revenue"]))
 				}
 			}
-			seg[p][v] = stats.SampleFromValues(ys)
+			seg[p][v] = sampleOf(ys)
 		}
 	}
 	return d
 }
 
-// TestLoadBeyond stores users, attributes, results with covariates and a
+// TestLoadOptions stores users, attributes, results with covariates and a
 // pre-period in ClickHouse (some events and attributes twice, values
 // outside the lookback window, an outdated attribute) and checks that the
 // queries return the statistics computed in Go from the same rows.
-func TestLoadBeyond(t *testing.T) {
-	f := newBeyondFixture().insert(t)
+func TestLoadOptions(t *testing.T) {
+	f := newOptionsFixture().insert(t)
 	got, want := f.loaded, f.expected()
 	for _, v := range []string{"a", "b"} {
 		g, w := got.Ratios["rps"][v], want.Ratios["rps"][v]
-		if g.N != w.N || !near(g.NumeratorMean, w.NumeratorMean) || !near(g.DenominatorMean, w.DenominatorMean) ||
-			!near(g.NumeratorVariance, w.NumeratorVariance) || !near(g.DenominatorVariance, w.DenominatorVariance) ||
-			!near(g.Covariance, w.Covariance) {
+		if g.N != w.N || !statstest.Close(g.NumeratorMean, w.NumeratorMean) || !statstest.Close(g.DenominatorMean, w.DenominatorMean) ||
+			!statstest.Close(g.NumeratorVariance, w.NumeratorVariance) || !statstest.Close(g.DenominatorVariance, w.DenominatorVariance) ||
+			!statstest.Close(g.Covariance, w.Covariance) {
 			t.Errorf("ratio rps/%s = %+v, want %+v", v, g, w)
 		}
 	}
@@ -348,9 +350,9 @@ func TestLoadBeyond(t *testing.T) {
 		}
 		for _, v := range []string{"a", "b"} {
 			g, w := gc.Arms[v], wc.Arms[v]
-			if g.N != w.N || gc.WithCovariate[v] != wc.WithCovariate[v] || !near(g.Mean, w.Mean) || !near(g.Variance, w.Variance) ||
-				!near(g.CovariateMean, w.CovariateMean) || !near(g.CovariateVariance, w.CovariateVariance) ||
-				!near(g.Covariance, w.Covariance) {
+			if g.N != w.N || gc.WithCovariate[v] != wc.WithCovariate[v] || !statstest.Close(g.Mean, w.Mean) || !statstest.Close(g.Variance, w.Variance) ||
+				!statstest.Close(g.CovariateMean, w.CovariateMean) || !statstest.Close(g.CovariateVariance, w.CovariateVariance) ||
+				!statstest.Close(g.Covariance, w.Covariance) {
 				t.Errorf("CUPED %s/%s = %+v (%d with covariate), want %+v (%d)", m, v, g, gc.WithCovariate[v], w, wc.WithCovariate[v])
 			}
 		}
@@ -361,7 +363,7 @@ func TestLoadBeyond(t *testing.T) {
 	for p, arms := range want.Segments["platform"].Continuous {
 		for v, w := range arms {
 			g := got.Segments["platform"].Continuous[p][v]
-			if g.N != w.N || !near(g.Mean, w.Mean) || !near(g.Variance, w.Variance) {
+			if g.N != w.N || !statstest.Close(g.Mean, w.Mean) || !statstest.Close(g.Variance, w.Variance) {
 				t.Errorf("segment %s/%s = %+v, want %+v", p, v, g, w)
 			}
 		}
@@ -371,12 +373,12 @@ func TestLoadBeyond(t *testing.T) {
 	}
 }
 
-// BenchmarkLoadBeyond measures load for a test of 100,000 users (300,000
+// BenchmarkLoadOptions measures load for a test of 100,000 users (300,000
 // result events of 3 metrics, covariates on a third of them, attributes on
 // every assignment) with every option of issue 5 (ratio metric, CUPED from
 // covariates and from the lookback window, segments), against the same
 // test without them.
-func BenchmarkLoadBeyond(b *testing.B) {
+func BenchmarkLoadOptions(b *testing.B) {
 	conn, _ := chdbtest.Conn(b)
 	ctx := b.Context()
 	started := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -457,78 +459,137 @@ func BenchmarkLoadBeyond(b *testing.B) {
 	}
 }
 
-// TestLoadSegmentsBinary checks the binary rule by segment: every assigned
-// user counts (0 without a result), converted when any result is non-zero.
-func TestLoadSegmentsBinary(t *testing.T) {
-	conn, _ := chdbtest.Conn(t)
-	ctx := t.Context()
-	def := &experiment.Test{
-		ID: "bin", Name: "bin", Type: experiment.TypeModel, ControlVariantID: "a", PrimaryMetric: "conv",
-		Variants: []experiment.Variant{{ID: "a", TrafficPercentage: 50}, {ID: "b", TrafficPercentage: 50}},
-		Metrics:  []experiment.Metric{{Name: "conv", Type: experiment.MetricBinary}},
-		Segments: []string{"country"},
-	}
-	def.SetDefaults()
-	as, err := conn.PrepareBatch(ctx, "INSERT INTO assignments (test_id, variant_id, user_id, event_id, event_time, stream_seq)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	attrs, err := conn.PrepareBatch(ctx, "INSERT INTO assignment_attributes (test_id, variant_id, user_id, attribute_keys, attribute_values, event_id, event_time, stream_seq)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := conn.PrepareBatch(ctx, "INSERT INTO results (test_id, variant_id, user_id, metric, value, event_id, event_time, stream_seq)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type key struct{ country, variant string }
-	want := map[key]stats.Proportion{}
-	rng := rand.New(rand.NewPCG(3, 4))
-	now := time.Now()
-	for u := range 600 {
-		user, v := fmt.Sprintf("u%d", u), []string{"a", "b"}[u%2]
-		country := []string{"DE", "FR", "US"}[rng.IntN(3)]
-		if err := as.Append(def.ID, v, user, "a-"+user, now, uint64(0)); err != nil {
-			t.Fatal(err)
-		}
-		if u%7 == 0 {
-			country = SegmentNone
-		} else if err := attrs.Append(def.ID, v, user, []string{"country"}, []string{country}, "a-"+user, now, uint64(0)); err != nil {
-			t.Fatal(err)
-		}
-		converted := int64(0)
-		for e := range rng.IntN(3) { // 0 to 2 results
-			x := float64(rng.IntN(2))
-			if x != 0 {
-				converted = 1
-			}
-			if err := res.Append(def.ID, v, user, "conv", x, fmt.Sprintf("%s-%d", user, e), now, uint64(0)); err != nil {
-				t.Fatal(err)
+// TestReportOptions builds the report from what ClickHouse returned for the
+// fixture of TestLoadOptions and checks each new block against the pure
+// functions of analysis/stats applied to the per-user data computed in Go.
+func TestReportOptions(t *testing.T) {
+	f := newOptionsFixture().insert(t)
+	def, want := f.def, f.expected()
+	rep := BuildReport(def, f.loaded, time.Now())
+	level := def.ConfidenceLevel
+	seqCfg := stats.SequentialConfig{Alpha: 1 - level, TuningN: experiment.DefaultSequentialTuningN}
+	metric := func(name string) experiment.MetricReport {
+		for _, m := range rep.Metrics {
+			if m.Metric == name {
+				return m
 			}
 		}
-		p := want[key{country, v}]
-		want[key{country, v}] = stats.Proportion{N: p.N + 1, Successes: p.Successes + converted}
+		t.Fatalf("report has no metric %s", name)
+		return experiment.MetricReport{}
 	}
-	for _, b := range []interface{ Send() error }{as, attrs, res} {
-		if err := b.Send(); err != nil {
-			t.Fatal(err)
-		}
+	if rep.AnalysisMethod != experiment.MethodSequential || rep.SequentialTuningN == nil || *rep.SequentialTuningN != 5000 {
+		t.Errorf("analysis_method %q tuning %v, want sequential 5000", rep.AnalysisMethod, rep.SequentialTuningN)
 	}
-	d, err := load(ctx, conn, def)
+
+	// Primary metric revenue: CUPED from recorded covariates, and every
+	// result on the adjusted arms.
+	rev := metric("revenue").Comparisons[0]
+	cu, err := stats.CUPEDTest(want.CUPED["revenue"].Arms["a"], want.CUPED["revenue"].Arms["b"], level)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := d.Segments["country"].Binary
-	for k, w := range want {
-		if g := got[k.country][k.variant]; g != w {
-			t.Errorf("segment %s/%s = %+v, want %+v", k.country, k.variant, g, w)
+	if rev.CUPED == nil || rev.CUPED.Source != CUPEDFromCovariates || !statstest.ClosePtr(&rev.CUPED.VarianceReduction, cu.VarianceReduction) ||
+		!statstest.ClosePtr(&rev.CUPED.Theta, cu.Theta) || !statstest.ClosePtr(rev.CUPED.UnadjustedPValue, cu.Unadjusted.PValue) {
+		t.Errorf("revenue cuped = %+v, want CUPEDTest's theta %v, reduction %v", rev.CUPED, cu.Theta, cu.VarianceReduction)
+	}
+	if !statstest.ClosePtr(rev.AbsoluteDifference, cu.Welch.Diff) || !statstest.ClosePtr(rev.PValue, cu.Welch.PValue) || !statstest.ClosePtr(rev.ConfidenceIntervalLower, cu.Welch.CILower) {
+		t.Errorf("revenue difference %v p %v, want the adjusted %v p %v", deref(rev.AbsoluteDifference), deref(rev.PValue), cu.Welch.Diff, cu.Welch.PValue)
+	}
+	seq, _ := stats.SequentialMeans(cu.Control, cu.Treatment, seqCfg)
+	if s := rev.Sequential; s == nil || s.Method != SequentialMethod || !statstest.ClosePtr(s.PValue, seq.PValue) ||
+		!statstest.ClosePtr(s.ConfidenceSequenceLower, seq.Lower) || !statstest.ClosePtr(s.ConfidenceSequenceUpper, seq.Upper) {
+		t.Errorf("revenue sequential = %+v, want p %v CS (%v, %v)", rev.Sequential, seq.PValue, seq.Lower, seq.Upper)
+	}
+	bay, _ := stats.BayesMeans(cu.Control, cu.Treatment, stats.BayesConfig{Relative: true, Level: level})
+	if b := rev.Bayesian; b == nil || !statstest.ClosePtr(b.ChanceToBeatControl, bay.ChanceToWin) || !statstest.ClosePtr(b.RiskTreatment, bay.RiskTreatment) ||
+		!statstest.ClosePtr(b.CredibleIntervalLower, bay.CILower) || b.Decision != string(bay.Decision) || b.RiskThreshold != experiment.DefaultRiskThreshold {
+		t.Errorf("revenue bayesian = %+v, want chance %v risk %v decision %s", rev.Bayesian, bay.ChanceToWin, bay.RiskTreatment, bay.Decision)
+	}
+	t.Logf("revenue: CUPED theta %.4f, variance reduction %.3f; fixed p %.3g (unadjusted %.3g), always-valid p %.3g; chance to beat control %.4f, decision %s",
+		cu.Theta, cu.VarianceReduction, cu.Welch.PValue, cu.Unadjusted.PValue, seq.PValue, bay.ChanceToWin, bay.Decision)
+
+	// Ratio metric.
+	rps := metric("rps")
+	rc, err := stats.CompareRatios(want.Ratios["rps"]["a"], want.Ratios["rps"]["b"], level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rps.Comparisons[0]
+	if rps.Test != TestRatio || rps.Numerator != "revenue" || rps.Denominator != "sessions" ||
+		!statstest.ClosePtr(c.AbsoluteDifference, rc.Diff) || !statstest.ClosePtr(c.PValue, rc.PValue) || !statstest.ClosePtr(c.ZStatistic, rc.Z) ||
+		!statstest.ClosePtr(c.ConfidenceIntervalUpper, rc.CIUpper) || !statstest.ClosePtr(c.RelativeCILower, rc.Lift.Lower) {
+		t.Errorf("rps = %s %+v, want CompareRatios %+v", rps.Test, c, rc)
+	}
+	if v := rps.Variants[1]; v.Ratio == nil || !statstest.ClosePtr(v.MeanValue, rc.Treatment) || !statstest.ClosePtr(v.Ratio.RatioVariance, rc.TreatmentVariance) {
+		t.Errorf("rps/b = %+v, want ratio %v variance %v", v, rc.Treatment, rc.TreatmentVariance)
+	}
+	t.Logf("rps: %.4f vs %.4f, delta-method z %.3f, p %.3g", rc.Control, rc.Treatment, rc.Z, rc.PValue)
+
+	// Guardrail latency: CUPED from the lookback window, and the
+	// non-inferiority test on the adjusted arms.
+	lat := metric("latency").Comparisons[0]
+	lc, err := stats.CUPEDTest(want.CUPED["latency"].Arms["a"], want.CUPED["latency"].Arms["b"], level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sequential test: the time-uniform bound of the 1-2α confidence
+	// sequence of the difference shifted by the margin.
+	margin := 0.05 * math.Abs(lc.Control.Mean)
+	shifted := lc.Treatment
+	shifted.Mean -= margin
+	sq, _ := stats.SequentialMeans(lc.Control, shifted, stats.SequentialConfig{Alpha: 2 * (1 - level), TuningN: 5000})
+	ni := stats.NonInferiority{Margin: margin, PValue: sq.PValue / 2, Bound: sq.Upper + margin, NotWorse: sq.Upper < 0}
+	if sq.Diff > 0 {
+		ni.PValue = 1 - sq.PValue/2
+	}
+	if lat.CUPED == nil || lat.CUPED.Source != CUPEDFromLookback || lat.CUPED.Lookback != "14d" || !statstest.ClosePtr(&lat.CUPED.VarianceReduction, lc.VarianceReduction) {
+		t.Errorf("latency cuped = %+v, want lookback 14d, reduction %v", lat.CUPED, lc.VarianceReduction)
+	}
+	if n := lat.NonInferiority; n == nil || n.NotWorse != ni.NotWorse || !statstest.ClosePtr(n.PValue, ni.PValue) || !statstest.ClosePtr(n.Bound, ni.Bound) ||
+		!statstest.ClosePtr(n.AbsoluteMargin, ni.Margin) || n.Test != NonInferioritySequential {
+		t.Errorf("latency non_inferiority = %+v, want %+v", lat.NonInferiority, ni)
+	}
+	t.Logf("latency: CUPED (lookback) variance reduction %.3f; non-inferiority margin %.3g, one-sided p %.3g, not worse %v",
+		lc.VarianceReduction, ni.Margin, ni.PValue, ni.NotWorse)
+
+	// Segments: per platform Welch tests with p-values adjusted over the
+	// four segments, and the heterogeneity scan.
+	if len(rep.Segments) != 1 || rep.Segments[0].Attribute != "platform" || len(rep.Segments[0].Segments) != 4 {
+		t.Fatalf("segments = %+v, want platform with 4 values", rep.Segments)
+	}
+	var ps []float64
+	var effects []stats.SegmentEffect
+	for _, s := range rep.Segments[0].Segments {
+		a, b := want.Segments["platform"].Continuous[s.Value]["a"], want.Segments["platform"].Continuous[s.Value]["b"]
+		w, err := stats.WelchTTest(a, b, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := s.Comparisons[0]; !statstest.ClosePtr(c.PValue, w.PValue) || !statstest.ClosePtr(c.AbsoluteDifference, w.Diff) {
+			t.Errorf("segment %s = %+v, want Welch p %v", s.Value, c, w.PValue)
+		}
+		ps = append(ps, w.PValue)
+		effects = append(effects, stats.SegmentEffect{Name: s.Value, Effect: w.Diff, StdErr: w.StdErr})
+	}
+	adj, _ := stats.AdjustPValues(ps, stats.CorrectionHolm)
+	for i, s := range rep.Segments[0].Segments {
+		if !statstest.ClosePtr(s.Comparisons[0].PValueAdjusted, adj[i]) {
+			t.Errorf("segment %s adjusted p = %v, want Holm over 4 segments %v", s.Value, deref(s.Comparisons[0].PValueAdjusted), adj[i])
 		}
 	}
-	if len(got) != 4 {
-		t.Errorf("country has %d segments, want DE, FR, US and (none)", len(got))
+	scan, _ := stats.ScanSegments(effects, 1-level, stats.CorrectionHolm)
+	h := rep.Segments[0].Heterogeneity[0]
+	if !statstest.ClosePtr(h.Q, scan.Q) || !statstest.ClosePtr(h.QPValue, scan.QPValue) || len(h.Segments) != 4 || !statstest.ClosePtr(&h.Segments[0].PValueAdjusted, scan.Segments[0].AdjustedPValue) {
+		t.Errorf("heterogeneity = %+v, want Q %v p %v", h, scan.Q, scan.QPValue)
 	}
-	rep := BuildReport(def, d, time.Now())
-	if len(rep.Segments) != 1 || len(rep.Segments[0].Segments) != 4 || rep.Segments[0].Segments[0].Variants[0].Conversions == nil {
-		t.Errorf("report segments = %+v, want 4 binary segments", rep.Segments)
+
+	// Sequential SRM.
+	srm, _ := stats.SequentialSRMTest([]int64{400, 400}, []float64{50, 50}, 0)
+	if s := rep.Health.SRM; s == nil || s.Method != SRMSequential || !statstest.ClosePtr(&s.PValue, srm.PValue) || s.ChiSquarePValue == nil {
+		t.Errorf("srm = %+v, want sequential p %v", rep.Health.SRM, srm.PValue)
+	}
+	// The whole report encodes (no NaN).
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("encoding the report: %v", err)
 	}
 }

@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// FuzzBeyondInvariants feeds arbitrary arms to the sequential, Bayesian,
+// FuzzTwoArmInvariants feeds arbitrary arms to the sequential, Bayesian,
 // CUPED, ratio and non-inferiority functions and checks that each either
 // returns an error or a result without NaN that keeps its invariants.
-func FuzzBeyondInvariants(f *testing.F) {
+func FuzzTwoArmInvariants(f *testing.F) {
 	f.Add(int64(500), 10.0, 9.0, int64(520), 10.6, 10.24, 0.5)
 	f.Add(int64(2), 0.0, 0.0, int64(2), 1.0, 1e-300, -0.9)
 	f.Add(int64(1e9), 1e-8, 1e-12, int64(3), -1e8, 1e10, 0.0)

@@ -1,28 +1,24 @@
-package analysis
+package stats
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-
-	"github.com/abacus-ab/abacus/analysis/stats"
-	"github.com/abacus-ab/abacus/experiment"
 )
 
-// PowerRequest is the body of POST /api/ab-testing/power. Give MDE for the
-// users needed, or TotalUsers for the MDE those users detect.
+// PowerRequest is the body of POST /api/ab-testing/power, which the API
+// decodes and plans with Plan. Give MDE for the users needed, or TotalUsers
+// for the MDE those users detect.
 type PowerRequest struct {
-	MetricType     experiment.MetricType `json:"metric_type"`
-	BaselineMean   *float64              `json:"baseline_mean"`
-	BaselineStdDev *float64              `json:"baseline_std_dev"`
-	BaselineRate   *float64              `json:"baseline_rate"`
-	MDE            *float64              `json:"mde"`
-	MDEType        string                `json:"mde_type"`
-	Alpha          *float64              `json:"alpha"`
-	Power          *float64              `json:"power"`
-	Variants       int                   `json:"variants"`
+	// MetricType is "continuous" (the default) or "binary".
+	MetricType     string   `json:"metric_type"`
+	BaselineMean   *float64 `json:"baseline_mean"`
+	BaselineStdDev *float64 `json:"baseline_std_dev"`
+	BaselineRate   *float64 `json:"baseline_rate"`
+	MDE            *float64 `json:"mde"`
+	MDEType        string   `json:"mde_type"`
+	Alpha          *float64 `json:"alpha"`
+	Power          *float64 `json:"power"`
+	Variants       int      `json:"variants"`
 	// TrafficPercentages lists the variants' shares, control first; equal
 	// shares by default.
 	TrafficPercentages []float64 `json:"traffic_percentages"`
@@ -31,7 +27,7 @@ type PowerRequest struct {
 
 // PowerResponse is the plan.
 type PowerResponse struct {
-	MetricType experiment.MetricType `json:"metric_type"`
+	MetricType string `json:"metric_type"`
 	// Method describes the calculation.
 	Method string  `json:"method"`
 	Alpha  float64 `json:"alpha"`
@@ -58,25 +54,26 @@ type PowerComparison struct {
 	MDERelative    *float64 `json:"mde_relative"`
 }
 
-// errBadRequest marks a request the analyzer rejects with 400.
-var errBadRequest = errors.New("bad request")
+// A PlanError is a power request that cannot be planned. Its message says
+// why in the request's terms (its JSON field names), for the caller to show
+// as it is.
+type PlanError struct{ msg string }
+
+func (e *PlanError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, args...)...)
+	return &PlanError{msg: fmt.Sprintf(format, args...)}
 }
 
 // PowerMethod is the calculation that Plan performs.
 const PowerMethod = "two-sided z-test (normal approximation), as statsmodels NormalIndPower / normal_power_het; " +
 	"binary metrics with the unpooled variance p(1-p) of each arm"
 
-// Plan answers a power request. It is a pure function.
-func Plan(body []byte) (*PowerResponse, error) {
-	var req PowerRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, badRequest("decoding the request: %v", err)
-	}
+// Plan answers a power request for a test of at most maxVariants variants
+// (a product limit, maxVariants, which the caller passes so that
+// this package imports no other). It is a pure function; every error is a
+// *PlanError.
+func Plan(req PowerRequest, maxVariants int) (*PowerResponse, error) {
 	alpha, power := 0.05, 0.8
 	if req.Alpha != nil {
 		alpha = *req.Alpha
@@ -96,8 +93,8 @@ func Plan(body []byte) (*PowerResponse, error) {
 		if k == 0 {
 			k = 2
 		}
-		if k < 2 || k > experiment.MaxVariants {
-			return nil, badRequest("variants must be in [2, %d]", experiment.MaxVariants)
+		if k < 2 || k > maxVariants {
+			return nil, badRequest("variants must be in [2, %d]", maxVariants)
 		}
 		for range k {
 			shares = append(shares, 100/float64(k))
@@ -106,8 +103,8 @@ func Plan(body []byte) (*PowerResponse, error) {
 	if req.Variants != 0 && req.Variants != len(shares) {
 		return nil, badRequest("variants is %d but traffic_percentages has %d entries", req.Variants, len(shares))
 	}
-	if len(shares) < 2 || len(shares) > experiment.MaxVariants {
-		return nil, badRequest("traffic_percentages needs 2 to %d entries", experiment.MaxVariants)
+	if len(shares) < 2 || len(shares) > maxVariants {
+		return nil, badRequest("traffic_percentages needs 2 to %d entries", maxVariants)
 	}
 	var sum float64
 	for _, w := range shares {
@@ -120,11 +117,11 @@ func Plan(body []byte) (*PowerResponse, error) {
 		return nil, badRequest("traffic_percentages sum to %v, want 100", sum)
 	}
 
-	spec := stats.PowerSpec{Alpha: alpha / float64(len(shares)-1)}
+	spec := PowerSpec{Alpha: alpha / float64(len(shares)-1)}
 	var baseline float64
 	switch req.MetricType {
-	case "", experiment.MetricContinuous:
-		req.MetricType = experiment.MetricContinuous
+	case "", "continuous":
+		req.MetricType = "continuous"
 		if req.BaselineMean == nil || req.BaselineStdDev == nil || req.BaselineRate != nil {
 			return nil, badRequest("a continuous metric needs baseline_mean and baseline_std_dev (not baseline_rate)")
 		}
@@ -133,7 +130,7 @@ func Plan(body []byte) (*PowerResponse, error) {
 		if !(spec.StdDev > 0) || math.IsInf(spec.StdDev, 0) || math.IsNaN(baseline) || math.IsInf(baseline, 0) {
 			return nil, badRequest("baseline_std_dev must be positive and baseline_mean finite")
 		}
-	case experiment.MetricBinary:
+	case "binary":
 		spec.Binary = true
 		if req.BaselineRate == nil || req.BaselineMean != nil || req.BaselineStdDev != nil {
 			return nil, badRequest("a binary metric needs baseline_rate (not baseline_mean or baseline_std_dev)")
@@ -153,7 +150,8 @@ func Plan(body []byte) (*PowerResponse, error) {
 		if baseline == 0 {
 			return nil
 		}
-		return ptr(abs / math.Abs(baseline))
+		r := abs / math.Abs(baseline)
+		return &r
 	}
 	switch {
 	case (req.MDE == nil) == (req.TotalUsers == nil):
