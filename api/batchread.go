@@ -329,20 +329,26 @@ func decodeBatchEvent(raw []byte) (ev batchEvent, herr *httpError) {
 	return ev, nil
 }
 
-// fastDecode is decodeBatchEvent's fast path. It reports false on any
-// error, a panic inside the parser included, or trailing data.
-func fastDecode(raw []byte, ev *batchEvent) (ok bool) {
+// fastDecode decodes raw into v with github.com/goccy/go-json, rejecting
+// unknown fields as encoding/json's DisallowUnknownFields does. It reports
+// false on any error, a panic inside the parser included, invalid UTF-8
+// (which encoding/json replaces) or trailing data; callers then decode with
+// encoding/json, whose errors the API reports. It serves the request types
+// of the data plane only (batch events, assign and record requests), for
+// which FuzzDecodeBatchEvent and FuzzDecodeEventRequest check that it
+// accepts nothing encoding/json refuses and decodes every value alike.
+func fastDecode[T batchEvent | assignRequest | recordRequest](raw []byte, v *T) (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
 		}
 	}()
 	if !utf8.Valid(raw) {
-		return false // encoding/json replaces invalid bytes; leave that to it
+		return false
 	}
 	dec := gojson.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(ev); err != nil {
+	if err := dec.Decode(v); err != nil {
 		return false
 	}
 	off := dec.InputOffset()

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,4 +84,38 @@ func jsonKind(goKind string) string {
 		return "an object"
 	}
 	return fmt.Sprintf("a %s", goKind)
+}
+
+// decodeEventRequest is decodeJSON for the data plane's single-event
+// requests: it reads the body, decodes it with fastDecode, and only when
+// that refuses decodes it again with encoding/json, so that every error
+// reads as decodeJSON's.
+func decodeEventRequest[T assignRequest | recordRequest](c echo.Context, maxBytes int64, v *T) error {
+	r := c.Request()
+	ct := r.Header.Get(echo.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || !isJSON(mt) {
+		return newError(http.StatusUnsupportedMediaType, "Content-Type must be application/json, got %q", ct)
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return newError(http.StatusBadRequest, "request body is truncated: %v", err)
+	}
+	if fastDecode(data, v) {
+		return nil
+	}
+	*v = *new(T)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return newError(http.StatusBadRequest, "request body must hold a single JSON object")
+	}
+	return nil
 }

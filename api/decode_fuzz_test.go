@@ -170,3 +170,40 @@ func FuzzReadBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeEventRequest checks fastDecode on the assign and record
+// request types as FuzzDecodeBatchEvent does on batch events.
+func FuzzDecodeEventRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"user_id":"u1","attributes":{"platform":"ios"}}`,
+		`{"user_id":"u1","variant_id":"b","metrics":{"revenue":1.5,"m":null},"event_id":"e-1","covariates":{"revenue":2}}`,
+		`{"USER_ID":"u\u00e9","Metrics":{"m":1e308}}`,
+		`{"user_id":"u","user_id":"v","attributes":{"a":"1","a":"2"}}`,
+		`{"user_id":1}`, `{"attributes":{"a":1}}`, `{"metrics":{"m":"1"}}`, `{"extra":1}`,
+		`{"user_id":"u"} {"user_id":"v"}`, `[1]`, `null`, `{"user_id":"\xff"}`, `{"metrics":{"m":01}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		check := func(fast, std any, ok bool) {
+			if !ok {
+				return
+			}
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(std); err != nil {
+				t.Fatalf("the fast path accepted %q, encoding/json refuses it: %v", raw, err)
+			}
+			if len(bytes.TrimSpace(raw[dec.InputOffset():])) != 0 {
+				t.Fatalf("the fast path accepted %q with data after the value", raw)
+			}
+			if d := cmp.Diff(std, fast); d != "" {
+				t.Fatalf("decoding %q: encoding/json (-) and the fast path (+) differ:\n%s", raw, d)
+			}
+		}
+		var a, a2 assignRequest
+		check(&a, &a2, fastDecode(raw, &a))
+		var r, r2 recordRequest
+		check(&r, &r2, fastDecode(raw, &r))
+	})
+}

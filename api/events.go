@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -33,7 +34,7 @@ func (s *Server) assign(c echo.Context) error {
 		return err
 	}
 	var req assignRequest
-	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decodeEventRequest(c, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	ev, v, err := newAssignment(t, &eventInput{UserID: req.UserID, Attributes: req.Attributes}, s.now().UTC())
@@ -43,7 +44,7 @@ func (s *Server) assign(c echo.Context) error {
 	if _, err := s.publish(ctx, eventv1.SubjectAssignment, t.ID, ev.EventID, &ev); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, assignResponse{
+	return writeJSON(c, http.StatusOK, &assignResponse{
 		TestID:        t.ID,
 		UserID:        req.UserID,
 		VariantID:     v.ID,
@@ -75,7 +76,7 @@ func (s *Server) record(c echo.Context) error {
 		return err
 	}
 	var req recordRequest
-	if err := decodeJSON(c, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decodeEventRequest(c, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
 	ev, err := newResult(t, &eventInput{
@@ -95,7 +96,7 @@ func (s *Server) record(c echo.Context) error {
 		}
 		return err
 	}
-	return c.JSON(http.StatusAccepted, recordResponse{Status: "accepted", EventID: ev.EventID, TestID: t.ID, Duplicate: dup})
+	return writeJSON(c, http.StatusAccepted, &recordResponse{Status: "accepted", EventID: ev.EventID, TestID: t.ID, Duplicate: dup})
 }
 
 // publish sends one event and waits, at most PublishTimeout, for JetStream to
@@ -133,4 +134,16 @@ func (s *Server) publish(ctx context.Context, subject, testID, eventID string, v
 // countPublished counts n published events of a kind by outcome.
 func (s *Server) countPublished(subject, outcome string, n int) {
 	s.metrics.published.WithLabelValues(subject, outcome).Add(float64(n))
+}
+
+// writeJSON answers v as encoding/json through Echo's c.JSON would, byte
+// for byte (TestWriteJSONMatchesEncodingJSON), with github.com/goccy/go-json,
+// which takes a third of the time: the data plane's answers are encoded on
+// every request.
+func writeJSON(c echo.Context, code int, v any) error {
+	data, err := gojson.Marshal(v)
+	if err != nil {
+		return c.JSON(code, v)
+	}
+	return c.JSONBlob(code, append(data, '\n'))
 }

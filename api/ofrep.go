@@ -105,7 +105,7 @@ func (s *Server) ofrepEvaluate(c echo.Context) error {
 		return err
 	}
 	if t.Status != experiment.StatusRunning {
-		return c.JSON(http.StatusOK, ofrepEvaluation{Key: key, Reason: ofrepDisabled, Metadata: flagMetadata(t, nil)})
+		return writeJSON(c, http.StatusOK, &ofrepEvaluation{Key: key, Reason: ofrepDisabled, Metadata: flagMetadata(t, nil)})
 	}
 	in, err := readOFREPContext(c, key)
 	if err != nil {
@@ -115,7 +115,7 @@ func (s *Server) ofrepEvaluate(c echo.Context) error {
 	var he *httpError
 	if errors.As(err, &he) && he.status == http.StatusConflict {
 		// Stopped since it was read.
-		return c.JSON(http.StatusOK, ofrepEvaluation{Key: key, Reason: ofrepDisabled, Metadata: flagMetadata(t, nil)})
+		return writeJSON(c, http.StatusOK, &ofrepEvaluation{Key: key, Reason: ofrepDisabled, Metadata: flagMetadata(t, nil)})
 	}
 	if err != nil {
 		return contextError(err, key)
@@ -123,7 +123,7 @@ func (s *Server) ofrepEvaluate(c echo.Context) error {
 	if _, err := s.publish(ctx, eventv1.SubjectAssignment, t.ID, ev.EventID, &ev); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, ofrepEvaluation{Key: key, Value: v.FlagValue(), Reason: ofrepSplit, Variant: v.ID, Metadata: flagMetadata(t, &v)})
+	return writeJSON(c, http.StatusOK, &ofrepEvaluation{Key: key, Value: v.FlagValue(), Reason: ofrepSplit, Variant: v.ID, Metadata: flagMetadata(t, &v)})
 }
 
 // ofrepBulkEvaluate is POST /ofrep/v1/evaluate/flags: every running test
