@@ -95,7 +95,38 @@ func BuildReport(t *experiment.Test, data Data, now time.Time) *experiment.Repor
 	r.Verdict = verdict(t, p, r.Health)
 	r.Segments = segmentReports(t, t.MetricSpec(t.PrimaryMetric), data)
 	r.WinnerVariantID, r.Decision, r.Reason = r.Verdict.WinnerVariantID, r.Verdict.Code, r.Verdict.Message
+	r.PValue, r.VariantResults = seedResults(p, r.WinnerVariantID)
 	return r
+}
+
+// seedResults are the primary metric's results in the seed's shape (see
+// experiment.Report.PValue): the decision's p-value and a row per variant.
+func seedResults(p experiment.MetricReport, winner *string) (*float64, []experiment.VariantResult) {
+	decisive := func(c experiment.Comparison) *float64 {
+		if c.Sequential != nil {
+			return c.Sequential.PValueAdjusted
+		}
+		return c.PValueAdjusted
+	}
+	byVariant := make(map[string]*float64, len(p.Comparisons))
+	var pv *float64
+	for _, c := range p.Comparisons {
+		q := decisive(c)
+		byVariant[c.VariantID] = q
+		if q != nil && (pv == nil || *q < *pv) {
+			pv = q
+		}
+	}
+	if winner != nil {
+		if q, ok := byVariant[*winner]; ok && q != nil {
+			pv = q
+		}
+	}
+	rows := make([]experiment.VariantResult, len(p.Variants))
+	for i, v := range p.Variants {
+		rows[i] = experiment.VariantResult{VariantStats: v, PValue: byVariant[v.VariantID]}
+	}
+	return pv, rows
 }
 
 // metricNames lists the primary metric, then every other declared or

@@ -29,6 +29,15 @@ type Report struct {
 	WinnerVariantID *string `json:"winner_variant_id"`
 	Decision        string  `json:"decision"`
 	Reason          string  `json:"reason"`
+	// PValue and VariantResults repeat the primary metric's results at the
+	// top, in the seed's shape, for clients written against it. PValue is
+	// the p-value the decision reads: the winner's adjusted p-value (the
+	// always-valid one for a sequential test), else the smallest adjusted
+	// one among the treatments; with two variants it is the comparison's
+	// p-value (an adjustment of one comparison changes nothing). Nil when
+	// no comparison has one.
+	PValue         *float64        `json:"p_value"`
+	VariantResults []VariantResult `json:"variant_results"`
 	// Verdict is the decision block: the winner (or none) and why, as a
 	// machine code and in words.
 	Verdict Verdict        `json:"verdict"`
@@ -152,6 +161,14 @@ type VariantStats struct {
 	// ratio of the means, StdDev the standard error of the ratio times
 	// sqrt(n)).
 	Ratio *RatioStats `json:"ratio,omitempty"`
+}
+
+// VariantResult is a variant's row of the primary metric at the top of the
+// report: its statistics and, for a treatment, its comparison's p-value
+// against control (the decision's: adjusted, always-valid when sequential).
+type VariantResult struct {
+	VariantStats
+	PValue *float64 `json:"p_value,omitempty"`
 }
 
 // RatioStats are one arm's moments of a ratio metric over users.

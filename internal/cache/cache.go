@@ -155,10 +155,12 @@ type LayerStats struct {
 	Invalidations uint64 `json:"invalidations"`
 	// SizeBytes is the memory held by the layer's byte queues (bigcache
 	// Capacity), at most MaxMB; the key index adds about 12 bytes per entry.
-	SizeBytes  int64   `json:"size_bytes"`
-	SizeMB     float64 `json:"size_mb"`
-	MaxMB      int     `json:"max_mb"`
-	TTLSeconds float64 `json:"ttl_seconds"`
+	SizeBytes int64   `json:"size_bytes"`
+	SizeMB    float64 `json:"size_mb"`
+	// TotalSizeMB is SizeMB under the seed's name, for its clients.
+	TotalSizeMB float64 `json:"total_size_mb"`
+	MaxMB       int     `json:"max_mb"`
+	TTLSeconds  float64 `json:"ttl_seconds"`
 	// Collisions counts reads that found another key with the same 64-bit
 	// hash (bigcache keeps one of them); each is also a miss.
 	Collisions int64 `json:"collisions"`

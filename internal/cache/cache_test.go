@@ -325,19 +325,22 @@ func TestStats(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool {
 		f := p.Last().String()
-		return f == ".SizeBytes" || f == ".SizeMB"
+		return f == ".SizeBytes" || f == ".SizeMB" || f == ".TotalSizeMB"
 	}, cmp.Ignore())); diff != "" {
 		t.Errorf("Stats()[tests] (-want +got):\n%s", diff)
 	}
 	if got.SizeBytes <= 0 || got.SizeBytes > 16<<20 {
 		t.Errorf("size = %d bytes, want within (0, 16 MiB]", got.SizeBytes)
 	}
+	if got.TotalSizeMB != got.SizeMB || got.SizeMB != float64(got.SizeBytes)/(1<<20) {
+		t.Errorf("size_mb %v, total_size_mb %v, want both %d bytes in MiB", got.SizeMB, got.TotalSizeMB, got.SizeBytes)
+	}
 	// The admin endpoint serves Stats as JSON with snake_case fields.
 	j, err := json.Marshal(c.Stats())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{`"tests":{`, `"hit_rate":0.75`, `"size_bytes":`, `"max_entries":2`} {
+	for _, f := range []string{`"tests":{`, `"hit_rate":0.75`, `"size_bytes":`, `"total_size_mb":`, `"max_entries":2`} {
 		if !strings.Contains(string(j), f) {
 			t.Errorf("Stats JSON lacks %s: %s", f, j)
 		}

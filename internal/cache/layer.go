@@ -209,6 +209,7 @@ func (l *layer) stats() LayerStats {
 		s.Collisions = l.big.Stats().Collisions
 		s.SizeBytes = int64(l.big.Capacity())
 		s.SizeMB = float64(s.SizeBytes) / (1 << 20)
+		s.TotalSizeMB = s.SizeMB
 	}
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRate = float64(s.Hits) / float64(n)
