@@ -23,6 +23,9 @@ import (
 // than max_age seconds (default ReportMaxAge; 0 forces a fresh one), the
 // handler asks an analyzer for a fresh report over NATS request-reply. When
 // no analyzer answers it falls back to the stored report, marked stale.
+// With consistent=true it first waits until ingest has stored every event
+// acknowledged before the request (consistent.go), then asks for a fresh
+// report.
 func (s *Server) analyze(c echo.Context) error {
 	ctx := c.Request().Context()
 	t, err := s.lookup(ctx, c.Param("test_id"))
@@ -38,6 +41,20 @@ func (s *Server) analyze(c echo.Context) error {
 			return e
 		}
 		maxAge = time.Duration(secs * float64(time.Second))
+	}
+	if v := c.QueryParam("consistent"); v != "" {
+		consistent, err := strconv.ParseBool(v)
+		if err != nil {
+			e := newError(http.StatusBadRequest, "consistent must be true or false")
+			e.body.Field = "consistent"
+			return e
+		}
+		if consistent {
+			if err := s.waitIngested(ctx); err != nil {
+				return err
+			}
+			maxAge = 0
+		}
 	}
 
 	fresh := func(computedAt time.Time) bool {

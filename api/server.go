@@ -30,6 +30,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// PublishTimeout bounds the wait for JetStream to acknowledge an event.
 	PublishTimeout time.Duration
+	// ConsistentWait bounds how long analyze?consistent=true waits for
+	// ingest to store the events acknowledged before it (default 30 s).
+	ConsistentWait time.Duration
 	// AnalyzeTimeout bounds the wait for the analyzer to compute a report.
 	AnalyzeTimeout time.Duration
 	// ReportMaxAge is how old a stored report may be before GET .../analyze
@@ -56,6 +59,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
+	}
+	if c.ConsistentWait == 0 {
+		c.ConsistentWait = 30 * time.Second
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
@@ -152,9 +158,10 @@ type Server struct {
 	e        *echo.Echo
 	reg      testRegistry
 	pub      publisher
-	cache    *cache.Cache   // nil: no caching
-	async    asyncPublisher // batches; nil when the publisher cannot publish asynchronously
-	commit   *committer     // group commit of single events; nil without async
+	cache    *cache.Cache    // nil: no caching
+	async    asyncPublisher  // batches; nil when the publisher cannot publish asynchronously
+	commit   *committer      // group commit of single events; nil without async
+	inspect  streamInspector // the event stream's state, for consistent reads; nil when unknown
 	req      requester
 	reports  reportReader
 	checks   []Check
@@ -207,6 +214,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, errors.New("no API key store: set Deps.Keys, or Config.AuthDisabled for development")
 	}
 	s.cache = d.Cache
+	if si, ok := d.Publisher.(streamInspector); ok {
+		s.inspect = si
+	}
 	if ap, ok := d.Publisher.(asyncPublisher); ok {
 		s.async = ap
 		s.commit = newCommitter(ap, cfg.PublishTimeout, s.countPublished)
