@@ -186,19 +186,7 @@ func ValidID(s string) bool {
 // letters, digits and "_", ".", "-", starting with a letter or digit. It is
 // stricter than ValidID so that a key is safe as a NATS KV key too.
 func ValidKey(s string) bool {
-	if len(s) == 0 || len(s) > MaxIDLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
+	return ValidID(s) && !strings.ContainsAny(s, ":@=+")
 }
 
 // valueKind names the JSON type of a variant's flag value, or "" for a
