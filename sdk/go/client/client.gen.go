@@ -685,7 +685,7 @@ type ApiKey struct {
 	Prefix string `json:"prefix"`
 
 	// RateLimitMultiplier Stored for rate limiting (1 by default).
-	RateLimitMultiplier float32    `json:"rate_limit_multiplier"`
+	RateLimitMultiplier float64    `json:"rate_limit_multiplier"`
 	RevokedAt           *time.Time `json:"revoked_at,omitempty"`
 	RotatedFrom         *string    `json:"rotated_from,omitempty"`
 	RotatedTo           *string    `json:"rotated_to,omitempty"`
@@ -768,7 +768,7 @@ type BatchEvent struct {
 	EventId *string `json:"event_id,omitempty"`
 
 	// Metrics Results only; 1 to 100 metric names with finite numbers.
-	Metrics *map[string]float32 `json:"metrics,omitempty"`
+	Metrics *map[string]float64 `json:"metrics,omitempty"`
 	TestId  string              `json:"test_id"`
 
 	// Timestamp When the event happened (default now); within the last 30 days and at most 5 minutes ahead.
@@ -907,15 +907,15 @@ type CacheLayerStats struct {
 	Generation  *int `json:"generation,omitempty"`
 
 	// HitRate hits / (hits + misses); 0 before any read
-	HitRate       *float32 `json:"hit_rate,omitempty"`
+	HitRate       *float64 `json:"hit_rate,omitempty"`
 	Hits          *int     `json:"hits,omitempty"`
 	Invalidations *int     `json:"invalidations,omitempty"`
 	MaxEntries    *int     `json:"max_entries,omitempty"`
 	MaxMb         *int     `json:"max_mb,omitempty"`
 	Misses        *int     `json:"misses,omitempty"`
 	SizeBytes     *int     `json:"size_bytes,omitempty"`
-	SizeMb        *float32 `json:"size_mb,omitempty"`
-	TtlSeconds    *float32 `json:"ttl_seconds,omitempty"`
+	SizeMb        *float64 `json:"size_mb,omitempty"`
+	TtlSeconds    *float64 `json:"ttl_seconds,omitempty"`
 }
 
 // Comparison One variant against control (variant minus control).
@@ -1020,7 +1020,7 @@ type CreateApiKeyRequest struct {
 
 	// Permissions Exact permissions, segment wildcards (`ab_testing.*`) or `*`. Each must grant at least one known permission.
 	Permissions         []string `json:"permissions"`
-	RateLimitMultiplier *float32 `json:"rate_limit_multiplier,omitempty"`
+	RateLimitMultiplier *float64 `json:"rate_limit_multiplier,omitempty"`
 	UserId              string   `json:"user_id"`
 }
 
@@ -1155,7 +1155,7 @@ type FlagValue0 = bool
 type FlagValue1 = string
 
 // FlagValue2 defines model for FlagValue.2.
-type FlagValue2 = float32
+type FlagValue2 = float64
 
 // FlagValue3 defines model for FlagValue.3.
 type FlagValue3 = map[string]interface{}
@@ -1444,7 +1444,7 @@ type OFREPEvaluationMetadata0 = bool
 type OFREPEvaluationMetadata1 = string
 
 // OFREPEvaluationMetadata2 defines model for OFREPEvaluation.Metadata.2.
-type OFREPEvaluationMetadata2 = float32
+type OFREPEvaluationMetadata2 = float64
 
 // OFREPEvaluation_Metadata_AdditionalProperties defines model for OFREPEvaluation.metadata.AdditionalProperties.
 type OFREPEvaluation_Metadata_AdditionalProperties struct {
@@ -1461,7 +1461,7 @@ type OFREPEvaluationValue0 = bool
 type OFREPEvaluationValue1 = string
 
 // OFREPEvaluationValue2 defines model for OFREPEvaluation.Value.2.
-type OFREPEvaluationValue2 = float32
+type OFREPEvaluationValue2 = float64
 
 // OFREPEvaluationValue3 defines model for OFREPEvaluation.Value.3.
 type OFREPEvaluationValue3 = map[string]interface{}
@@ -1482,7 +1482,7 @@ type OFREPEvaluationRequest struct {
 type OFREPEvaluationRequestContext0 = string
 
 // OFREPEvaluationRequestContext1 defines model for OFREPEvaluationRequest.Context.1.
-type OFREPEvaluationRequestContext1 = float32
+type OFREPEvaluationRequestContext1 = float64
 
 // OFREPEvaluationRequestContext2 defines model for OFREPEvaluationRequest.Context.2.
 type OFREPEvaluationRequestContext2 = bool
@@ -1791,7 +1791,7 @@ type RotatedApiKey struct {
 	Previous ApiKey `json:"previous"`
 
 	// RateLimitMultiplier Stored for rate limiting (1 by default).
-	RateLimitMultiplier float32    `json:"rate_limit_multiplier"`
+	RateLimitMultiplier float64    `json:"rate_limit_multiplier"`
 	RevokedAt           *time.Time `json:"revoked_at,omitempty"`
 	RotatedFrom         *string    `json:"rotated_from,omitempty"`
 	RotatedTo           *string    `json:"rotated_to,omitempty"`
