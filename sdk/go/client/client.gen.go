@@ -17,7 +17,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/oapi-codegen/runtime"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for AnalysisMethod.
@@ -1965,9 +1964,9 @@ type Test struct {
 	Status Status `json:"status"`
 
 	// StoppedAt When the test was stopped; absent until then.
-	StoppedAt *time.Time         `json:"stopped_at,omitempty"`
-	TestId    openapi_types.UUID `json:"test_id"`
-	TestName  string             `json:"test_name"`
+	StoppedAt *time.Time `json:"stopped_at,omitempty"`
+	TestId    string     `json:"test_id"`
+	TestName  string     `json:"test_name"`
 
 	// TestType What the test compares.
 	TestType TestType `json:"test_type"`
