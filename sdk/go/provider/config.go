@@ -25,8 +25,8 @@ const (
 type Config struct {
 	// BaseURL is the Abacus server, e.g. http://abacus:8000.
 	BaseURL string
-	// APIKey is sent in X-API-Key; it needs the permissions to assign
-	// (GET /flags) and record (POST /events).
+	// APIKey is sent in X-API-Key; it needs the permissions
+	// ab_testing.assign (GET /flags) and ab_testing.record (POST /events).
 	APIKey string
 	// HTTPClient sends every request; nil means a client with
 	// RequestTimeout.
