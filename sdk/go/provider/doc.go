@@ -35,7 +35,9 @@
 //
 // Goroutines: Init starts a poller and Config.Senders senders; Shutdown
 // stops the poller, lets the senders post what is queued within its
-// context's deadline, and returns after all of them have exited.
+// context's deadline, and returns after all of them have exited. A
+// Provider runs once: after Shutdown it still evaluates on its last
+// definitions but sends nothing; make a new one to start again.
 //
 // The package imports experiment and the standard library of the server
 // module, never api, ingest, analysis or internal: it is linked into

@@ -204,32 +204,32 @@ func (p *Provider) postOnce(ctx context.Context, body []byte, n int) (time.Durat
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	switch resp.StatusCode {
 	case http.StatusAccepted, http.StatusMultiStatus, http.StatusBadRequest:
-		var r struct {
-			Accepted int `json:"accepted"`
-			Rejected int `json:"rejected"`
-			Results  []struct {
-				Status string `json:"status"`
-				Error  string `json:"error"`
-			} `json:"results"`
-		}
-		if err := json.Unmarshal(raw, &r); err != nil && resp.StatusCode != http.StatusAccepted {
-			return -1, fmt.Errorf("%w: status %d: %.200s", ErrRejected, resp.StatusCode, raw)
-		}
-		if resp.StatusCode == http.StatusAccepted {
-			r.Accepted, r.Rejected = n, 0
-		}
-		p.stats.sent.Add(uint64(r.Accepted))
-		if r.Rejected > 0 {
-			first := ""
+		// 202: all accepted; 207: some rejected; 400: none valid (or the
+		// request itself was refused). Rejected events fail the same way
+		// when sent again: they are dropped, not retried.
+		accepted := n
+		if resp.StatusCode != http.StatusAccepted {
+			var r struct {
+				Accepted int `json:"accepted"`
+				Results  []struct {
+					Status string `json:"status"`
+					Error  string `json:"error"`
+				} `json:"results"`
+				Error string `json:"error"`
+			}
+			_ = json.Unmarshal(raw, &r) // an unreadable answer rejects the whole batch
+			accepted = min(max(r.Accepted, 0), n)
+			why := r.Error
 			for _, it := range r.Results {
 				if it.Status == "rejected" {
-					first = it.Error
+					why = it.Error
 					break
 				}
 			}
-			p.log.Warn("the server rejected events", "events", r.Rejected, "err", first)
-			p.drop(r.Rejected, fmt.Errorf("%w: %s", ErrRejected, first))
+			p.log.Warn("the server rejected events", "events", n-accepted, "status", resp.StatusCode, "err", why)
+			p.drop(n-accepted, fmt.Errorf("%w: status %d: %s", ErrRejected, resp.StatusCode, why))
 		}
+		p.stats.sent.Add(uint64(accepted))
 		return 0, nil
 	case http.StatusTooManyRequests:
 		wait := time.Second

@@ -477,6 +477,17 @@ func TestDrops(t *testing.T) {
 			t.Errorf("Stats = %+v, want one sent, one dropped, no retry", s)
 		}
 	})
+	t.Run("refused", func(t *testing.T) {
+		f, srv := newFake(t, abTest("t1", "flag", experiment.StatusRunning, true, false))
+		f.eventCodes = []int{http.StatusBadRequest}
+		p := start(t, srv, Config{BatchSize: 2, Senders: 1})
+		p.BooleanEvaluation(t.Context(), "flag", false, user("u1"))
+		p.BooleanEvaluation(t.Context(), "flag", false, user("u2"))
+		p.ShutdownWithContext(t.Context())
+		if s := p.Stats(); s.Dropped != 2 || s.Sent != 0 || s.Retries != 0 {
+			t.Errorf("Stats = %+v, want both dropped, no retry", s)
+		}
+	})
 	t.Run("queue full", func(t *testing.T) {
 		f, srv := newFake(t, abTest("t1", "flag", experiment.StatusRunning, true, false))
 		f.block = make(chan struct{})
