@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature/isolated"
 
 	"github.com/abacus-ab/abacus/experiment"
+	"github.com/abacus-ab/abacus/internal/auth"
 	"github.com/abacus-ab/abacus/internal/chdb/chdbtest"
 	abacusclient "github.com/abacus-ab/abacus/sdk/go/client"
 	"github.com/abacus-ab/abacus/sdk/go/provider"
@@ -172,6 +174,74 @@ func TestOpenFeatureGo(t *testing.T) {
 			return fmt.Sprintf("assignments %v and clicks users %v, want %v and %v", r.Assignments, r.users("clicks"), wantNav, wantClicks)
 		})
 	})
+}
+
+// TestOpenFeatureGoAPIKey runs both providers against a production
+// server: with the admin key they evaluate and the local provider's events
+// are accepted; with an unknown key the local provider's Init fails as
+// PROVIDER_FATAL and the OFREP provider gives the default.
+func TestOpenFeatureGoAPIKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	ch := chdbtest.Database(t)
+	addr := freeAddr(t)
+	admin, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, []string{
+		"ENVIRONMENT=production", "API_KEY=" + admin, "API_KEY_PEPPER=e2e-pepper-0123456789",
+		"ABACUS_HTTP_ADDR=" + addr, "DATA_DIR=" + t.TempDir(),
+		"CLICKHOUSE_URL=" + fmt.Sprintf("clickhouse://%s/%s", ch.Addr[0], ch.Auth.Database),
+		"ANALYSIS_INTERVAL=1h", "NATS_URL=",
+	})
+	base := "http://" + addr
+	(&client{t: t, base: base}).waitReady(p)
+	api, err := abacusclient.NewClientWithResponses(base, abacusclient.WithAPIKey(admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createFlag(t, api, "keyed-flag", "m", true, flagVariant("a", 50, "a"), flagVariant("b", 50, "b"))
+	ctx := t.Context()
+	ec := openfeature.NewEvaluationContext("user-1", nil)
+
+	local, err := provider.New(provider.Config{BaseURL: base, APIKey: admin, FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := ofrep.NewProvider(base, ofrep.WithApiKeyAuth(admin))
+	for name, fp := range map[string]openfeature.FeatureProvider{"local": local, "ofrep": remote} {
+		of := isolated.NewAPI()
+		if err := of.SetProviderAndWait(ctx, fp); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d, err := of.NewClient().StringValueDetails(ctx, "keyed-flag", "d", ec); err != nil || d.Reason != openfeature.SplitReason {
+			t.Errorf("%s with the admin key = %+v, %v; want a SPLIT", name, d, err)
+		}
+		of.Shutdown(ctx)
+	}
+	if s := local.Stats(); s.Sent != 1 || s.Dropped != 0 {
+		t.Errorf("local provider Stats = %+v, want its exposure sent", s)
+	}
+
+	wrong, err := provider.New(provider.Config{BaseURL: base, APIKey: "not-a-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ie *openfeature.ProviderInitError
+	if err := wrong.InitWithContext(ctx, openfeature.EvaluationContext{}); !errors.As(err, &ie) || ie.ErrorCode != openfeature.ProviderFatalCode {
+		t.Errorf("local provider Init with an unknown key = %v, want PROVIDER_FATAL", err)
+	}
+	wrong.Shutdown()
+	of := isolated.NewAPI()
+	defer of.Shutdown(context.Background())
+	if err := of.SetProviderAndWait(ctx, ofrep.NewProvider(base, ofrep.WithApiKeyAuth("not-a-key"))); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := of.NewClient().StringValueDetails(ctx, "keyed-flag", "d", ec); d.Value != "d" || d.Reason != openfeature.ErrorReason {
+		t.Errorf("OFREP with an unknown key = %+v, want the default with an error", d)
+	}
 }
 
 // checkDefaults checks the answers that give the default value.
