@@ -71,7 +71,7 @@ func TestOpenFeatureGo(t *testing.T) {
 
 	t.Run("ofrep provider", func(t *testing.T) {
 		of := isolated.NewAPI()
-		defer of.Shutdown(context.Background())
+		defer func() { _ = of.Shutdown(context.Background()) }()
 		if err := of.SetProviderAndWait(ctx, ofrep.NewProvider(base)); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func TestOpenFeatureGo(t *testing.T) {
 			t.Fatal(err)
 		}
 		of := isolated.NewAPI()
-		defer of.Shutdown(context.Background())
+		defer func() { _ = of.Shutdown(context.Background()) }()
 		if err := of.SetProviderAndWait(ctx, p); err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,9 @@ func TestOpenFeatureGoAPIKey(t *testing.T) {
 		if d, err := of.NewClient().StringValueDetails(ctx, "keyed-flag", "d", ec); err != nil || d.Reason != openfeature.SplitReason {
 			t.Errorf("%s with the admin key = %+v, %v; want a SPLIT", name, d, err)
 		}
-		of.Shutdown(ctx)
+		if err := of.Shutdown(ctx); err != nil {
+			t.Errorf("%s: shutdown: %v", name, err)
+		}
 	}
 	if s := local.Stats(); s.Sent != 1 || s.Dropped != 0 {
 		t.Errorf("local provider Stats = %+v, want its exposure sent", s)
@@ -235,7 +237,7 @@ func TestOpenFeatureGoAPIKey(t *testing.T) {
 	}
 	wrong.Shutdown()
 	of := isolated.NewAPI()
-	defer of.Shutdown(context.Background())
+	defer func() { _ = of.Shutdown(context.Background()) }()
 	if err := of.SetProviderAndWait(ctx, ofrep.NewProvider(base, ofrep.WithApiKeyAuth("not-a-key"))); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +384,7 @@ func serveForBenchmark(b *testing.B) string {
 		b.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	_ = ln.Close() // free for serve to take
 	cmd := exec.Command(os.Args[0], "serve")
 	cmd.Env = append(os.Environ(), "ABACUS_E2E_MAIN=1", "ENVIRONMENT=development", "ABACUS_HTTP_ADDR="+addr,
 		"DATA_DIR="+b.TempDir(), fmt.Sprintf("CLICKHOUSE_URL=clickhouse://%s/%s", ch.Addr[0], ch.Auth.Database),
@@ -393,15 +395,15 @@ func serveForBenchmark(b *testing.B) string {
 		b.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }() // the status does not matter to a benchmark
 	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM) // fails only when it exited already
 		<-exited
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return "http://" + addr
 			}

@@ -12,9 +12,11 @@ func TestWithAPIKeyAndDecoding(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotKey, gotPath = r.Header.Get("X-API-Key"), r.URL.Path
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
+		if err := json.NewEncoder(w).Encode(map[string]any{
 			"test_id": "t1", "user_id": "u1", "variant_id": "b", "variant_name": "B", "configuration": map[string]any{"steps": 2.5},
-		})
+		}); err != nil {
+			t.Error(err)
+		}
 	}))
 	defer srv.Close()
 	c, err := NewClientWithResponses(srv.URL, WithAPIKey("secret"))

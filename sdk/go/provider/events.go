@@ -200,7 +200,7 @@ func (p *Provider) postOnce(ctx context.Context, body []byte, n int) (time.Durat
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read already
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	switch resp.StatusCode {
 	case http.StatusAccepted, http.StatusMultiStatus, http.StatusBadRequest:

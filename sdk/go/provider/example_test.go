@@ -16,9 +16,9 @@ import (
 // OpenFeature client; here a stand-in for the Abacus server serves one
 // running test.
 func ExampleNew() {
-	abacus := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	abacus := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("ETag", `"1"`)
-		fmt.Fprint(w, `{"tests": [{"test_id": "5f0c7e1a-2b3d-4c5e-8f90-a1b2c3d4e5f6", "key": "checkout-flow",
+		_, _ = fmt.Fprint(w, `{"tests": [{"test_id": "5f0c7e1a-2b3d-4c5e-8f90-a1b2c3d4e5f6", "key": "checkout-flow",
 			"test_type": "workflow", "status": "running", "variants": [
 			{"variant_id": "control", "variant_name": "Three steps", "value": "three-step", "traffic_percentage": 50},
 			{"variant_id": "short", "variant_name": "Two steps", "value": "two-step", "traffic_percentage": 50}]}]}`)
@@ -33,7 +33,7 @@ func ExampleNew() {
 	if err := api.SetProviderAndWait(context.Background(), p); err != nil {
 		panic(err)
 	}
-	defer api.Shutdown(context.Background())
+	defer func() { _ = api.Shutdown(context.Background()) }()
 
 	c := api.NewClient()
 	d, _ := c.StringValueDetails(context.Background(), "checkout-flow", "three-step", openfeature.NewEvaluationContext("user-42", nil))

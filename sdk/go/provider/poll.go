@@ -44,7 +44,7 @@ func (p *Provider) fetch(ctx context.Context) (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("fetching the definitions: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end or not needed
 	switch {
 	case resp.StatusCode == http.StatusNotModified && old != nil:
 		return false, nil

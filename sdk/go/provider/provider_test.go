@@ -79,7 +79,9 @@ func (f *fakeAbacus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]any{"tests": f.tests})
+		if err := json.NewEncoder(w).Encode(map[string]any{"tests": f.tests}); err != nil {
+			panic(err)
+		}
 	case eventsPath:
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
@@ -95,7 +97,9 @@ func (f *fakeAbacus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code, f.eventCodes = f.eventCodes[0], f.eventCodes[1:]
 		}
 		var evs []wireEvent
-		json.Unmarshal(body, &evs)
+		if err := json.Unmarshal(body, &evs); err != nil {
+			panic(err)
+		}
 		if code == http.StatusAccepted {
 			f.events = append(f.events, evs...)
 		}
@@ -106,8 +110,13 @@ func (f *fakeAbacus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		if code == http.StatusMultiStatus {
 			// The first event rejected, the others accepted.
-			json.NewEncoder(w).Encode(map[string]any{"accepted": len(evs) - 1, "rejected": 1,
-				"results": []map[string]any{{"index": 0, "status": "rejected", "error": "bad"}}})
+			answer := map[string]any{
+				"accepted": len(evs) - 1, "rejected": 1,
+				"results": []map[string]any{{"index": 0, "status": "rejected", "error": "bad"}},
+			}
+			if err := json.NewEncoder(w).Encode(answer); err != nil {
+				panic(err)
+			}
 			f.mu.Lock()
 			f.events = append(f.events, evs[1:]...)
 			f.mu.Unlock()
@@ -151,8 +160,16 @@ func start(t *testing.T, srv *httptest.Server, cfg Config) *Provider {
 	if err := p.InitWithContext(t.Context(), openfeature.EvaluationContext{}); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
-	t.Cleanup(func() { p.ShutdownWithContext(context.Background()) })
+	t.Cleanup(func() { shutdown(t, p) })
 	return p
+}
+
+// shutdown shuts p down, failing t when that errs.
+func shutdown(t *testing.T, p *Provider) {
+	t.Helper()
+	if err := p.ShutdownWithContext(context.Background()); err != nil {
+		t.Error(err)
+	}
 }
 
 func user(id string) openfeature.FlattenedContext {
@@ -430,7 +447,7 @@ func TestRetriesSendTheSameBatch(t *testing.T) {
 	for range 4 {
 		<-f.posted
 	}
-	p.ShutdownWithContext(t.Context())
+	shutdown(t, p)
 	f.mu.Lock()
 	bodies := f.bodies
 	f.mu.Unlock()
@@ -450,13 +467,13 @@ func TestDrops(t *testing.T) {
 		f.eventCodes = []int{500, 500, 500}
 		var mu sync.Mutex
 		var reasons []error
-		p := start(t, srv, Config{MaxRetries: 2, OnDrop: func(n int, err error) {
+		p := start(t, srv, Config{MaxRetries: 2, OnDrop: func(_ int, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			reasons = append(reasons, err)
 		}})
 		p.BooleanEvaluation(t.Context(), "flag", false, user("u1"))
-		p.ShutdownWithContext(t.Context())
+		shutdown(t, p)
 		if s := p.Stats(); s.Dropped != 1 || s.Sent != 0 {
 			t.Errorf("Stats = %+v, want the exposure dropped", s)
 		}
@@ -472,7 +489,7 @@ func TestDrops(t *testing.T) {
 		p := start(t, srv, Config{BatchSize: 2, Senders: 1})
 		p.BooleanEvaluation(t.Context(), "flag", false, user("u1"))
 		p.BooleanEvaluation(t.Context(), "flag", false, user("u2"))
-		p.ShutdownWithContext(t.Context())
+		shutdown(t, p)
 		if s := p.Stats(); s.Dropped != 1 || s.Sent != 1 || s.Retries != 0 {
 			t.Errorf("Stats = %+v, want one sent, one dropped, no retry", s)
 		}
@@ -483,7 +500,7 @@ func TestDrops(t *testing.T) {
 		p := start(t, srv, Config{BatchSize: 2, Senders: 1})
 		p.BooleanEvaluation(t.Context(), "flag", false, user("u1"))
 		p.BooleanEvaluation(t.Context(), "flag", false, user("u2"))
-		p.ShutdownWithContext(t.Context())
+		shutdown(t, p)
 		if s := p.Stats(); s.Dropped != 2 || s.Sent != 0 || s.Retries != 0 {
 			t.Errorf("Stats = %+v, want both dropped, no retry", s)
 		}
@@ -507,11 +524,11 @@ func TestDrops(t *testing.T) {
 		close(f.block)
 		f.block = nil
 		f.mu.Unlock()
-		p.ShutdownWithContext(t.Context())
+		shutdown(t, p)
 		p2 := start(t, srv, Config{})
 		p2.exposed = p.exposed
 		p2.BooleanEvaluation(t.Context(), "flag", false, user("u9"))
-		p2.ShutdownWithContext(t.Context())
+		shutdown(t, p2)
 		if s := p2.Stats(); s.Sent != 1 {
 			t.Errorf("re-evaluating a dropped exposure: Stats = %+v, want it sent", s)
 		}
@@ -551,7 +568,7 @@ func TestTrack(t *testing.T) {
 	p.Track(t.Context(), "clicks", ec, openfeature.NewTrackingEventDetails(3).Add(FlagAttribute, "old"))
 	p.Track(t.Context(), "unknown", ec, openfeature.NewTrackingEventDetails(1))
 	p.Track(t.Context(), "conversion", openfeature.NewTargetlessEvaluationContext(nil), openfeature.NewTrackingEventDetails(1))
-	p.ShutdownWithContext(t.Context())
+	shutdown(t, p)
 	got := f.received()
 	want := []wireEvent{
 		{Type: "result", TestID: "t1", UserID: "u1", Metrics: map[string]float64{"conversion": 1}},
@@ -582,7 +599,7 @@ func TestOpenFeatureClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := isolated.NewAPI() // no global state between tests
-	defer api.Shutdown(context.Background())
+	defer func() { _ = api.Shutdown(context.Background()) }()
 	if err := api.SetProviderAndWait(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
