@@ -284,6 +284,18 @@ func TestMatchesDecide(t *testing.T) {
 	}
 }
 
+func TestKeyBeforeID(t *testing.T) {
+	// b's key is a's id: the key wins, as on the server.
+	a := abTest("a", "", experiment.StatusRunning, "from-a", "from-a")
+	b := abTest("b", "a", experiment.StatusRunning, "from-b", "from-b")
+	for _, order := range [][]*experiment.Test{{a, b}, {b, a}} {
+		s := newSnapshot(order, "")
+		if got := s.flags["a"].test.ID; got != "b" {
+			t.Errorf("flag a is test %s, want b (by key)", got)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, cfg := range []Config{{}, {BaseURL: "abacus:8000"}, {BaseURL: "http://a", BatchSize: 20_000}, {BaseURL: "http://a", PollInterval: -1}} {
 		if _, err := New(cfg); err == nil {

@@ -45,6 +45,7 @@ type variant struct {
 
 func newSnapshot(tests []*experiment.Test, etag string) *snapshot {
 	s := &snapshot{etag: etag, flags: make(map[string]*flag, 2*len(tests)), byMetric: map[string][]*flag{}}
+	var keyed []*flag
 	for _, t := range tests {
 		if t == nil || t.ID == "" || len(t.Variants) == 0 {
 			continue
@@ -56,9 +57,7 @@ func newSnapshot(tests []*experiment.Test, etag string) *snapshot {
 		}
 		s.flags[t.ID] = f
 		if t.Key != "" {
-			// A key never equals another test's id in practice; if it
-			// did, the key wins, as on the server.
-			s.flags[t.Key] = f
+			keyed = append(keyed, f)
 		}
 		if t.Status == experiment.StatusRunning {
 			seen := map[string]bool{}
@@ -75,6 +74,11 @@ func newSnapshot(tests []*experiment.Test, etag string) *snapshot {
 				add(m.Denominator)
 			}
 		}
+	}
+	// Keys after ids: a key that is another test's id names the keyed
+	// test, as on the server, which looks a flag up by key first.
+	for _, f := range keyed {
+		s.flags[f.test.Key] = f
 	}
 	return s
 }
