@@ -61,6 +61,9 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/registry", []string{"api", "ingest", "analysis"}},
 		{"internal/auth", []string{"api", "ingest", "analysis"}},
 		{"internal/kvwatch", []string{"api", "ingest", "analysis", "experiment"}},
+		// The SDK is linked into applications.
+		{"sdk/go/client", []string{"api", "ingest", "analysis", "internal"}},
+		{"sdk/go/provider", []string{"api", "ingest", "analysis", "internal"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
