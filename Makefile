@@ -26,8 +26,8 @@ CLICKHOUSE := deploy/local/clickhouse.sh
 TEST_ENV := ABACUS_TEST_CLICKHOUSE_URL=clickhouse://127.0.0.1:$(CLICKHOUSE_TCP_PORT)/default \
 	ABACUS_REQUIRE_CLICKHOUSE=1
 
-# Go files of the project (not the data folder or build output).
-GO_FILES = find . \( -path ./.git -o -path ./data -o -path ./bin \) -prune -o -name '*.go' -print0
+# Go files of the project (not the data folder, build output or npm packages).
+GO_FILES = find . \( -path ./.git -o -path ./data -o -path ./bin -o -name node_modules \) -prune -o -name '*.go' -print0
 
 .PHONY: all help build run test test-short race-toolchain node-toolchain bench bench-big fuzz fmt fmt-check vet lint \
 	lint-openapi generate testdata clickhouse-up clickhouse-down clickhouse-status clean
@@ -99,9 +99,10 @@ race-toolchain:
 		fi; \
 	fi
 
-# Node.js and npm, for lint-openapi, which needs Node.js 20.19 or later
-# (Redocly CLI 2): Debian 13's nodejs is recent enough, Debian 12's (18) is
-# not.
+# Node.js and npm, for lint-openapi and the OpenFeature JavaScript test
+# (cmd/abacus/openfeature_javascript_test.go): Redocly CLI 2 needs Node.js
+# 20.19 or later, @openfeature/server-sdk 1.23 needs 20. Debian 13's nodejs
+# is recent enough, Debian 12's (18) is not.
 node-toolchain:
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 		if [[ $$(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then \
