@@ -26,22 +26,23 @@ CLICKHOUSE := deploy/local/clickhouse.sh
 TEST_ENV := ABACUS_TEST_CLICKHOUSE_URL=clickhouse://127.0.0.1:$(CLICKHOUSE_TCP_PORT)/default \
 	ABACUS_REQUIRE_CLICKHOUSE=1
 
-# Go files of the project (not the data folder or build output).
-GO_FILES = find . \( -path ./.git -o -path ./data -o -path ./bin \) -prune -o -name '*.go' -print0
+# Go files of the project (not the data folder, build output or npm packages).
+GO_FILES = find . \( -path ./.git -o -path ./data -o -path ./bin -o -name node_modules \) -prune -o -name '*.go' -print0
 
-.PHONY: all help build run test test-short race-toolchain bench bench-big fuzz fmt fmt-check vet lint \
-	generate testdata clickhouse-up clickhouse-down clickhouse-status clean
+.PHONY: all help build run test test-short race-toolchain node-toolchain bench bench-big fuzz fmt fmt-check vet lint \
+	lint-openapi generate testdata clickhouse-up clickhouse-down clickhouse-status clean
 
 all: build
 
 help:
 	@echo "make build            build bin/abacus"
 	@echo "make run              start ClickHouse, build, run ./bin/abacus serve (reads .env; writes an admin API_KEY there once)"
-	@echo "make test             gofmt check, go vet, lint, ClickHouse, go test -race, benchmarks once"
+	@echo "make test             gofmt check, go vet, lint, lint-openapi, ClickHouse, go test -race, benchmarks once"
 	@echo "make test-short       go test -short ./... (no ClickHouse)"
 	@echo "make bench            ClickHouse, then benchmarks, 6 runs each, into bench.txt (benchstat)"
 	@echo "make bench-big        the 10M-row analysis benchmark (loads the rows first), into bench-big.txt"
 	@echo "make fuzz             each fuzz target for FUZZTIME (now $(FUZZTIME))"
+	@echo "make lint-openapi     Redocly CLI lint of schemas/openapi.yaml (rules in redocly.yaml)"
 	@echo "make fmt | vet | lint | generate"
 	@echo "make testdata         regenerate the statistics reference files (SciPy)"
 	@echo "make clickhouse-up | clickhouse-down | clickhouse-status"
@@ -76,7 +77,7 @@ clickhouse-down:
 clickhouse-status:
 	bash $(CLICKHOUSE) status
 
-test: fmt-check vet lint race-toolchain clickhouse-up
+test: fmt-check vet lint lint-openapi race-toolchain clickhouse-up
 	$(TEST_ENV) $(GO) test -race -shuffle=on -timeout 20m ./...
 	@echo "== benchmarks, once each"
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
@@ -97,6 +98,31 @@ race-toolchain:
 			exit 1; \
 		fi; \
 	fi
+
+# Node.js and npm, for lint-openapi and the OpenFeature JavaScript test
+# (cmd/abacus/openfeature_javascript_test.go): Redocly CLI 2 needs Node.js
+# 20.19 or later, @openfeature/server-sdk 1.23 needs 20. Debian 13's nodejs
+# is recent enough, Debian 12's (18) is not.
+node-toolchain:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		if [[ $$(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then \
+			echo "node-toolchain: no node or npm, installing nodejs and npm"; \
+			apt-get update; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; \
+		else \
+			echo "node-toolchain: install Node.js 20.19 or later with npm" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error(`node-toolchain: Node.js $${process.version} is too old, install 20.19 or later`); process.exit(1); }'
+
+# Lints the OpenAPI document with Redocly CLI, pinned by
+# schemas/lint/package-lock.json, and the rules of redocly.yaml (the
+# recommended ones, warnings failing too).
+REDOCLY_DIR := schemas/lint
+lint-openapi: node-toolchain
+	cd $(REDOCLY_DIR) && npm ci --prefer-offline --no-audit --no-fund --ignore-scripts --loglevel=error
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY_DIR)/node_modules/.bin/redocly lint --config redocly.yaml
 
 # With ClickHouse, so that the benchmarks that write to it run too.
 bench: clickhouse-up
