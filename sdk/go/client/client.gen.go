@@ -914,7 +914,10 @@ type CacheLayerStats struct {
 	Misses        *int     `json:"misses,omitempty"`
 	SizeBytes     *int     `json:"size_bytes,omitempty"`
 	SizeMb        *float64 `json:"size_mb,omitempty"`
-	TtlSeconds    *float64 `json:"ttl_seconds,omitempty"`
+
+	// TotalSizeMb size_mb under the seed's name
+	TotalSizeMb *float64 `json:"total_size_mb,omitempty"`
+	TtlSeconds  *float64 `json:"ttl_seconds,omitempty"`
 }
 
 // Comparison One variant against control (variant minus control).
@@ -1712,7 +1715,14 @@ type Report struct {
 	// control: Holm-Bonferroni (controls the family-wise error rate) or
 	// Benjamini-Hochberg (the false discovery rate).
 	MultipleComparison MultipleComparison `json:"multiple_comparison"`
-	PrimaryMetric      string             `json:"primary_metric"`
+
+	// PValue The primary metric's p-value that the decision reads, at the top
+	// for clients of the seed's shape: the winner's adjusted p-value
+	// (the always-valid one for a sequential test), else the smallest
+	// adjusted p-value among the treatments. With two variants it is
+	// the comparison's `p_value`. Null when no comparison has one.
+	PValue        *float64 `json:"p_value"`
+	PrimaryMetric string   `json:"primary_metric"`
 
 	// Reason The verdict in words (`verdict.message`); `decision` is `verdict.code`.
 	//
@@ -1729,6 +1739,40 @@ type Report struct {
 	Status   Status `json:"status"`
 	TestId   string `json:"test_id"`
 	TestName string `json:"test_name"`
+
+	// VariantResults The primary metric's per-variant rows (`metrics[0].variants`) at
+	// the top, in the seed's shape; a treatment's row adds its
+	// comparison's `p_value` against control (adjusted, always-valid
+	// when sequential).
+	VariantResults []struct {
+		// ConfidenceIntervalLower Of the mean (Student t; binary metrics the Wald interval of the rate); null with fewer than 2 users.
+		ConfidenceIntervalLower *float64 `json:"confidence_interval_lower"`
+
+		// ConfidenceIntervalUpper Of the mean; null with fewer than 2 users.
+		ConfidenceIntervalUpper *float64 `json:"confidence_interval_upper"`
+
+		// Conversions Binary metrics only; users with at least one non-zero result.
+		Conversions *int64 `json:"conversions,omitempty"`
+
+		// MeanValue null without users.
+		MeanValue *float64 `json:"mean_value"`
+
+		// PValue Treatments only.
+		PValue *float64 `json:"p_value,omitempty"`
+
+		// Ratio One arm's moments of a ratio metric over its users (numerator and denominator are per-user sums).
+		Ratio *RatioStats `json:"ratio,omitempty"`
+
+		// SampleSize Continuous metrics: users with at least one result (a user's
+		// results are averaged). Binary metrics: every user assigned or with
+		// a result (users without a result count as 0).
+		SampleSize int64 `json:"sample_size"`
+
+		// StdDev null with fewer than 2 users.
+		StdDev      *float64 `json:"std_dev"`
+		VariantId   string   `json:"variant_id"`
+		VariantName string   `json:"variant_name"`
+	} `json:"variant_results"`
 
 	// Verdict The test's decision, gated by the health checks.
 	Verdict Verdict `json:"verdict"`
@@ -2119,6 +2163,9 @@ type NotFound = Error
 // PayloadTooLarge defines model for PayloadTooLarge.
 type PayloadTooLarge = Error
 
+// RejectedQuery defines model for RejectedQuery.
+type RejectedQuery = Error
+
 // ServiceUnavailable defines model for ServiceUnavailable.
 type ServiceUnavailable = Error
 
@@ -2177,6 +2224,12 @@ type AnalyzeTestParams struct {
 	// server's configured maximum age (10 s unless configured); `0`
 	// always asks the analyzer for a fresh report.
 	MaxAge *float64 `form:"max_age,omitempty" json:"max_age,omitempty"`
+
+	// Consistent `true` first waits, at most 30 s, until ingest has stored every
+	// event JetStream acknowledged before the request, then asks for a
+	// fresh report: a client that records and then analyzes sees its
+	// own results. 504 when ingest does not catch up in time.
+	Consistent *bool `form:"consistent,omitempty" json:"consistent,omitempty"`
 }
 
 // AnalyzeHistoryParams defines parameters for AnalyzeHistory.
@@ -3121,8 +3174,8 @@ type ClientInterface interface {
 	//
 	// Give `mde` for the users needed (per variant and in total, rounded
 	// up), or `total_users` for the smallest effect (an increase) that
-	// they detect with the given power. The analyzer computes the plan; the
-	// request fails with 503 when no analyzer runs.
+	// they detect with the given power. The API computes the plan itself
+	// (a pure function of the request; no analyzer is needed).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3141,8 +3194,8 @@ type ClientInterface interface {
 	//
 	// Give `mde` for the users needed (per variant and in total, rounded
 	// up), or `total_users` for the smallest effect (an increase) that
-	// they detect with the given power. The analyzer computes the plan; the
-	// request fails with 503 when no analyzer runs.
+	// they detect with the given power. The API computes the plan itself
+	// (a pure function of the request; no analyzer is needed).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3621,8 +3674,8 @@ func (c *Client) ListFlags(ctx context.Context, params *ListFlagsParams, reqEdit
 //
 // Give `mde` for the users needed (per variant and in total, rounded
 // up), or `total_users` for the smallest effect (an increase) that
-// they detect with the given power. The analyzer computes the plan; the
-// request fails with 503 when no analyzer runs.
+// they detect with the given power. The API computes the plan itself
+// (a pure function of the request; no analyzer is needed).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3651,8 +3704,8 @@ func (c *Client) PowerWithBody(ctx context.Context, contentType string, body io.
 //
 // Give `mde` for the users needed (per variant and in total, rounded
 // up), or `total_users` for the smallest effect (an increase) that
-// they detect with the given power. The analyzer computes the plan; the
-// request fails with 503 when no analyzer runs.
+// they detect with the given power. The API computes the plan itself
+// (a pure function of the request; no analyzer is needed).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4635,6 +4688,18 @@ func NewAnalyzeTestRequest(server string, testId TestID, params *AnalyzeTestPara
 
 		}
 
+		if params.Consistent != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "consistent", *params.Consistent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -5488,8 +5553,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Give `mde` for the users needed (per variant and in total, rounded
 	// up), or `total_users` for the smallest effect (an increase) that
-	// they detect with the given power. The analyzer computes the plan; the
-	// request fails with 503 when no analyzer runs.
+	// they detect with the given power. The API computes the plan itself
+	// (a pure function of the request; no analyzer is needed).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5508,8 +5573,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Give `mde` for the users needed (per variant and in total, rounded
 	// up), or `total_users` for the smallest effect (an increase) that
-	// they detect with the given power. The analyzer computes the plan; the
-	// request fails with 503 when no analyzer runs.
+	// they detect with the given power. The API computes the plan itself
+	// (a pure function of the request; no analyzer is needed).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6146,8 +6211,6 @@ type PowerHTTPResponse struct {
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
-	// JSON504 the response for an HTTP 504 `application/json` response
-	JSON504 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PowerHTTPResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -6197,11 +6260,6 @@ func (r PowerHTTPResponse) GetJSON500() *InternalError {
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
 func (r PowerHTTPResponse) GetJSON503() *ServiceUnavailable {
 	return r.JSON503
-}
-
-// GetJSON504 returns the response for an HTTP 504 `application/json` response
-func (r PowerHTTPResponse) GetJSON504() *Error {
-	return r.JSON504
 }
 
 // GetBody returns the raw response body bytes
@@ -7936,11 +7994,18 @@ type HealthzHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Health
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RejectedQuery
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r HealthzHTTPResponse) GetJSON200() *Health {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r HealthzHTTPResponse) GetJSON400() *RejectedQuery {
+	return r.JSON400
 }
 
 // GetBody returns the raw response body bytes
@@ -7975,6 +8040,13 @@ func (r HealthzHTTPResponse) ContentType() string {
 type MetricsHTTPResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RejectedQuery
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r MetricsHTTPResponse) GetJSON400() *RejectedQuery {
+	return r.JSON400
 }
 
 // GetBody returns the raw response body bytes
@@ -8149,11 +8221,18 @@ type GetOpenAPIHTTPResponse struct {
 	HTTPResponse *http.Response
 	// YAML200 the response for an HTTP 200 `application/yaml` response
 	YAML200 *string
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RejectedQuery
 }
 
 // GetYAML200 returns the response for an HTTP 200 `application/yaml` response
 func (r GetOpenAPIHTTPResponse) GetYAML200() *string {
 	return r.YAML200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetOpenAPIHTTPResponse) GetJSON400() *RejectedQuery {
+	return r.JSON400
 }
 
 // GetBody returns the raw response body bytes
@@ -8190,6 +8269,8 @@ type ReadyzHTTPResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Readiness
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *RejectedQuery
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Readiness
 }
@@ -8197,6 +8278,11 @@ type ReadyzHTTPResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ReadyzHTTPResponse) GetJSON200() *Readiness {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReadyzHTTPResponse) GetJSON400() *RejectedQuery {
+	return r.JSON400
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -8337,8 +8423,8 @@ func (c *ClientWithResponses) ListFlagsWithResponse(ctx context.Context, params 
 //
 // Give `mde` for the users needed (per variant and in total, rounded
 // up), or `total_users` for the smallest effect (an increase) that
-// they detect with the given power. The analyzer computes the plan; the
-// request fails with 503 when no analyzer runs.
+// they detect with the given power. The API computes the plan itself
+// (a pure function of the request; no analyzer is needed).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8363,8 +8449,8 @@ func (c *ClientWithResponses) PowerWithBodyWithResponse(ctx context.Context, con
 //
 // Give `mde` for the users needed (per variant and in total, rounded
 // up), or `total_users` for the smallest effect (an increase) that
-// they detect with the given power. The analyzer computes the plan; the
-// request fails with 503 when no analyzer runs.
+// they detect with the given power. The API computes the plan itself
+// (a pure function of the request; no analyzer is needed).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9278,13 +9364,6 @@ func ParsePowerHTTPResponse(rsp *http.Response) (*PowerHTTPResponse, error) {
 			return nil, err
 		}
 		response.JSON503 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
-		var dest Error
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON504 = &dest
 
 	}
 
@@ -11453,6 +11532,13 @@ func ParseHealthzHTTPResponse(rsp *http.Response) (*HealthzHTTPResponse, error) 
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RejectedQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	}
 
 	return response, nil
@@ -11469,6 +11555,16 @@ func ParseMetricsHTTPResponse(rsp *http.Response) (*MetricsHTTPResponse, error) 
 	response := &MetricsHTTPResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RejectedQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	}
 
 	return response, nil
@@ -11639,6 +11735,13 @@ func ParseGetOpenAPIHTTPResponse(rsp *http.Response) (*GetOpenAPIHTTPResponse, e
 		}
 		response.YAML200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RejectedQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	}
 
 	return response, nil
@@ -11664,6 +11767,13 @@ func ParseReadyzHTTPResponse(rsp *http.Response) (*ReadyzHTTPResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest RejectedQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Readiness
