@@ -397,6 +397,25 @@ after() {
 	sleep 1
 }
 
+# probe sends one request of each benchmark's kind, shows the answer, and
+# fails unless it is a 2xx: a benchmark of error answers measures nothing.
+probe() {
+	local name server mode users path body code
+	IFS='|' read -r name server mode users <<<"$1"
+	case $mode in
+	assign) path=/api/ab-testing/tests/${TEST[$server]:-bench}/assign body='{"user_id":"probe-1"}' ;;
+	record) path=/api/ab-testing/tests/${TEST[$server]:-bench}/record body='{"user_id":"probe-1","metrics":{"conversion":1}}' ;;
+	ofrep) path=/ofrep/v1/evaluate/flags/${FLAG[$server]} body='{"context":{"targetingKey":"probe-1"}}' ;;
+	esac
+	code=$(curl -s -o "$TMP/probe" -w '%{http_code}' -X POST "${URL[$server]}$path" \
+		-H 'Content-Type: application/json' ${KEY[$server]:+-H "X-API-Key: ${KEY[$server]}"} -d "$body")
+	log "probe  $name: $code $(head -c 160 "$TMP/probe")"
+	[[ $code == 2* ]] || die "$name answers $code"
+}
+for b in "${BENCHES[@]}"; do
+	probe "$b"
+done
+
 log "warm-up: $WARMUP each"
 for b in "${BENCHES[@]}"; do
 	run_wrk "$b" "$WARMUP" >/dev/null
