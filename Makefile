@@ -29,8 +29,8 @@ TEST_ENV := ABACUS_TEST_CLICKHOUSE_URL=clickhouse://127.0.0.1:$(CLICKHOUSE_TCP_P
 # Go files of the project (not the data folder, build output or npm packages).
 GO_FILES = find . \( -path ./.git -o -path ./data -o -path ./bin -o -name node_modules \) -prune -o -name '*.go' -print0
 
-.PHONY: all help build run test test-short race-toolchain node-toolchain bench bench-big fuzz fmt fmt-check vet lint \
-	lint-openapi generate testdata clickhouse-up clickhouse-down clickhouse-status clean
+.PHONY: all help build run test test-short race-toolchain node-toolchain bench bench-big bench-dataplane fuzz fmt fmt-check \
+	vet lint lint-openapi generate testdata clickhouse-up clickhouse-down clickhouse-status clean
 
 all: build
 
@@ -41,6 +41,7 @@ help:
 	@echo "make test-short       go test -short ./... (no ClickHouse)"
 	@echo "make bench            ClickHouse, then benchmarks, 6 runs each, into bench.txt (benchstat)"
 	@echo "make bench-big        the 10M-row analysis benchmark (loads the rows first), into bench-big.txt"
+	@echo "make bench-dataplane  wrk against assign, OFREP, record, the roles, a bare Echo floor and OFREP peers"
 	@echo "make fuzz             each fuzz target for FUZZTIME (now $(FUZZTIME))"
 	@echo "make lint-openapi     Redocly CLI lint of schemas/openapi.yaml (rules in redocly.yaml)"
 	@echo "make fmt | vet | lint | generate"
@@ -132,6 +133,12 @@ bench: clickhouse-up
 # first: a few minutes).
 bench-big: clickhouse-up
 	$(TEST_ENV) ABACUS_BENCH_BIG=1 $(GO) test -run '^$$' -bench Analyze10M -benchtime 5x -count 3 -timeout 30m ./analysis/ | tee bench-big.txt
+
+# The data plane benchmark (wrk on loopback, a few minutes; not part of make
+# test). The environment of deploy/bench/dataplane.sh passes through: ROUNDS,
+# DURATION, GOFF_RELAY_PROXY_BIN, FLAGD_BIN, NATS_SERVER_BIN, PPROF_DIR, ...
+bench-dataplane:
+	bash deploy/bench/dataplane.sh
 
 fuzz:
 	@found=0; \
