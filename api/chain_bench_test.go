@@ -100,8 +100,11 @@ func newBenchHarness(b *testing.B, shared bool) *benchHarness {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Limits the benchmark cannot reach, one window each, on both planes
+	// (assign is on the data plane).
 	huge := ratelimit.Standard("global", 1_000_000_000, 0, 0)
-	full, err := New(Config{RateLimit: RateLimitConfig{Global: huge}}, Deps{
+	hugeData := ratelimit.Standard("data_plane", 1_000_000_000, 0, 0)
+	full, err := New(Config{RateLimit: RateLimitConfig{Global: huge, DataPlane: hugeData}}, Deps{
 		Registry: h.reg, Publisher: h.bus.JS, Requester: h.bus.NC, Keys: h.keys, Validator: v, Limiter: lim, Logger: h.log,
 	})
 	if err != nil {

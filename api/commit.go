@@ -28,9 +28,11 @@ import (
 // sent alone; a retry grouped with other events is stored again and counted
 // once by the analysis, as for the batch endpoint.
 //
-// The committer has no goroutine of its own while idle: the request that
-// finds the queue without a flusher starts one, and it exits when the queue
-// is empty; each message in flight has one goroutine that waits for its ack.
+// The committer has no goroutine of its own while idle. A request that finds
+// a free slot and no queue publishes its event itself and waits for the ack,
+// as a plain synchronous publish would; one that must queue starts a
+// flusher if there is none, which exits when the queue is empty, and each
+// batch in flight has one goroutine that waits for its ack.
 type committer struct {
 	pub         asyncPublisher
 	timeout     time.Duration // for each message's ack
@@ -71,8 +73,15 @@ func newCommitter(pub asyncPublisher, timeout time.Duration, published func(subj
 // commit publishes the event and waits until JetStream acknowledged it or
 // ctx is done.
 func (c *committer) commit(ctx context.Context, el element) (duplicate bool, err error) {
-	p := &pendingEvent{el: el, done: make(chan commitResult, 1)}
 	c.mu.Lock()
+	if !c.flushing && c.inFlight < c.maxInFlight {
+		// Uncontended: publish from this goroutine, as a lone event.
+		c.inFlight++
+		c.mu.Unlock()
+		defer c.release()
+		return c.publishOne(ctx, el)
+	}
+	p := &pendingEvent{el: el, done: make(chan commitResult, 1)}
 	c.queue = append(c.queue, p)
 	start := !c.flushing
 	c.flushing = true
@@ -90,6 +99,36 @@ func (c *committer) commit(ctx context.Context, el element) (duplicate bool, err
 		// The event may still be stored: the caller names its id.
 		return false, ctx.Err()
 	}
+}
+
+// publishOne publishes a lone event under its own subject and message id
+// and waits for the ack; the caller holds a slot.
+func (c *committer) publishOne(ctx context.Context, el element) (bool, error) {
+	msg := &nats.Msg{Subject: el.subject, Data: el.data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID(el.subject, el.testID, el.eventID)}}}
+	f, err := c.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(c.timeout))
+	if err != nil {
+		c.published(el.subject, "error", 1)
+		return false, err
+	}
+	ack, err := awaitAck(ctx, f)
+	switch {
+	case err != nil:
+		c.published(el.subject, "error", 1)
+		return false, err
+	case ack.Duplicate:
+		c.published(el.subject, "duplicate", 1)
+	default:
+		c.published(el.subject, "ok", 1)
+	}
+	return ack.Duplicate, nil
+}
+
+// release frees a slot and wakes the flusher waiting for one.
+func (c *committer) release() {
+	c.mu.Lock()
+	c.inFlight--
+	c.freed.Signal()
+	c.mu.Unlock()
 }
 
 // flush publishes the queue, a batch whenever a slot is free, until the
@@ -150,10 +189,7 @@ func (c *committer) publish(batch []*pendingEvent) {
 				r.duplicate = ack.Duplicate
 			}
 			c.answer(kind, events, r)
-			c.mu.Lock()
-			c.inFlight--
-			c.freed.Signal()
-			c.mu.Unlock()
+			c.release()
 		}()
 	}
 }
