@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -100,6 +101,8 @@ func BenchmarkBooleanEvaluationNewUser(b *testing.B) {
 func BenchmarkClientBooleanValue(b *testing.B) {
 	p, _ := benchProvider(b)
 	api := isolated.NewAPI()
+	// Shutdown stops the SDK's event goroutines (goleak checks them).
+	b.Cleanup(func() { _ = api.Shutdown(context.Background()) })
 	if err := api.SetProviderAndWait(b.Context(), p); err != nil {
 		b.Fatal(err)
 	}
