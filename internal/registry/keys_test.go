@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/abacus-ab/abacus/experiment"
 	"github.com/abacus-ab/abacus/internal/eventbus/eventbustest"
@@ -12,7 +13,8 @@ import (
 // TestKeys checks test keys across two replicas: a key names one test on
 // every replica, a second test cannot take it (the error names the
 // holder), of two concurrent creates with one key exactly one wins, and a
-// reservation whose test was never stored is taken over.
+// reservation whose test was never stored is taken over once it is older
+// than orphanAge.
 func TestKeys(t *testing.T) {
 	srv := eventbustest.RunServer(t)
 	a, kv := newStore(t, srv.ClientURL())
@@ -68,6 +70,11 @@ func TestKeys(t *testing.T) {
 	}
 	heir := def("t-heir")
 	heir.Key = "orphan"
+	var taken2 *KeyTakenError
+	if err := b.Create(ctx, heir); !errors.As(err, &taken2) {
+		t.Fatalf("Create over a fresh reservation without its test = %v, want KeyTakenError (its holder may be storing it)", err)
+	}
+	b.now = func() time.Time { return time.Now().Add(orphanAge + time.Second) }
 	if err := b.Create(ctx, heir); err != nil {
 		t.Fatalf("Create over an orphaned reservation: %v", err)
 	}

@@ -9,8 +9,9 @@
 // A test's optional key (its human-readable name for OpenFeature clients)
 // is reserved in the same bucket, as the entry "key.KEY" whose value is the
 // test id, created before the test: two replicas creating tests with one
-// key at once cannot both succeed. Test ids are UUIDs, so no test id starts
-// with "key.".
+// key at once cannot both succeed. A reservation whose test was never
+// stored (a crash between the two writes) is taken over once it is older
+// than a minute. Test ids are UUIDs, so no test id starts with "key.".
 package registry
 
 import (
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -41,6 +43,7 @@ type Store struct {
 	keys  map[string]string // test key -> test id
 
 	ready *kvwatch.Ready
+	now   func() time.Time // for the age of key reservations
 	// gen counts the changes applied, for cache keys of derived values.
 	gen atomic.Uint64
 	// applied, set by tests before Run, is called after each change from
@@ -55,7 +58,7 @@ type entry struct {
 
 // New returns a Store over kv. Call Run to keep it in sync.
 func New(kv jetstream.KeyValue, log *slog.Logger) *Store {
-	return &Store{kv: kv, log: log, tests: make(map[string]entry), keys: make(map[string]string), ready: kvwatch.NewReady("the test registry")}
+	return &Store{kv: kv, log: log, tests: make(map[string]entry), keys: make(map[string]string), ready: kvwatch.NewReady("the test registry"), now: time.Now}
 }
 
 // Run watches the bucket and applies every change to the in-memory copy until
@@ -67,6 +70,11 @@ func (s *Store) Run(ctx context.Context) error {
 
 // keyPrefix starts the bucket keys of test key reservations.
 const keyPrefix = "key."
+
+// orphanAge is how old a reservation whose test does not exist must be
+// before another test takes it over: far longer than a Create takes, and
+// than the clocks of a replica and the NATS server differ.
+const orphanAge = time.Minute
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
 	if s.applied != nil {
@@ -151,21 +159,24 @@ func (s *Store) ByKey(ctx context.Context, key string) (*experiment.Test, error)
 	s.mu.RLock()
 	id, ok := s.keys[key]
 	s.mu.RUnlock()
-	if !ok {
-		if !experiment.ValidKey(key) {
-			return nil, experiment.ErrNotFound
+	if ok {
+		if t, err := s.Get(ctx, id); err == nil && t.Key == key {
+			return t, nil
 		}
-		kve, err := s.kv.Get(ctx, keyPrefix+key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, experiment.ErrNotFound
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading test key %s: %w", key, err)
-		}
-		s.apply(kve)
-		id = string(kve.Value())
+		// The watch may not have applied a takeover of the key yet.
 	}
-	t, err := s.Get(ctx, id)
+	if !experiment.ValidKey(key) {
+		return nil, experiment.ErrNotFound
+	}
+	kve, err := s.kv.Get(ctx, keyPrefix+key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, experiment.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading test key %s: %w", key, err)
+	}
+	s.apply(kve)
+	t, err := s.Get(ctx, string(kve.Value()))
 	if err != nil || t.Key != key {
 		// A reservation whose test was never stored (a crash between the
 		// two writes) names no test.
@@ -202,6 +213,10 @@ func (s *Store) reserveKey(ctx context.Context, t *experiment.Test) error {
 		if err != nil {
 			return err
 		}
+		return &KeyTakenError{Key: t.Key, Holder: holder}
+	}
+	if s.now().Sub(kve.Created()) < orphanAge {
+		// The holder may be storing its test right now.
 		return &KeyTakenError{Key: t.Key, Holder: holder}
 	}
 	if _, err := s.kv.Update(ctx, keyPrefix+t.Key, []byte(t.ID), kve.Revision()); err != nil {
