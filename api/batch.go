@@ -199,8 +199,7 @@ func (s *Server) publishBatch(ctx context.Context, msgs []batchMessage, results 
 	}
 	pubs := make([]pub, 0, len(msgs))
 	for i, m := range msgs {
-		f, err := s.async.PublishMsgAsync(&nats.Msg{Subject: m.subject, Data: m.data}, jetstream.WithMsgID(m.id),
-			jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(s.cfg.PublishTimeout))
+		f, err := publishAsync(s.async, m.subject, m.id, m.data, s.cfg.PublishTimeout)
 		if err != nil {
 			for _, el := range m.elements {
 				item := &results[el.index]
@@ -316,6 +315,14 @@ func packBatch(valid []element) []batchMessage {
 		flush()
 	}
 	return out
+}
+
+// publishAsync publishes one message to the event stream with its message
+// id, waiting at most stall for room in the publisher's window of
+// unacknowledged messages.
+func publishAsync(pub asyncPublisher, subject, id string, data []byte, stall time.Duration) (jetstream.PubAckFuture, error) {
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+	return pub.PublishMsgAsync(msg, jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(stall))
 }
 
 // awaitAck waits for one publish's acknowledgement. An ack that has already

@@ -45,8 +45,9 @@ type readEvent struct {
 // strings: when every string is plain (validate.Validator.Plain) and the
 // element's quotes are all accounted for (plainEvent), the validator's walk
 // could find nothing and is skipped. Any other element, and every element of
-// a body the fast decoder refuses, goes the exact path: the validator walks
-// its raw JSON, and encoding/json decodes what go-json refuses. So an error
+// a body the fast decoder refuses (its elements are then split and each read
+// on its own), goes the exact path: the validator walks its raw JSON, and
+// encoding/json decodes what go-json refuses. So an error
 // reads exactly as elsewhere in the API; FuzzReadBatch checks that both
 // paths read every body alike.
 
@@ -92,7 +93,10 @@ func (s *Server) readBatch(c echo.Context) ([]readEvent, error) {
 func (s *Server) readArray(data []byte, fast bool) ([]readEvent, error) {
 	if fast {
 		if out, ok := s.decodeArray(data); ok {
-			return checkCount(len(out), out)
+			if err := checkCount(len(out)); err != nil {
+				return nil, err
+			}
+			return out, nil
 		}
 	}
 	raws := splitArray(data)
@@ -105,7 +109,7 @@ func (s *Server) readArray(data []byte, fast bool) ([]readEvent, error) {
 			return nil, newError(http.StatusBadRequest, "request body must hold a single JSON array of events")
 		}
 	}
-	if _, err := checkCount(len(raws), raws); err != nil {
+	if err := checkCount(len(raws)); err != nil {
 		return nil, err
 	}
 	out := make([]readEvent, len(raws))
@@ -117,15 +121,15 @@ func (s *Server) readArray(data []byte, fast bool) ([]readEvent, error) {
 	return out, nil
 }
 
-func checkCount[T any](n int, v T) (T, error) {
-	var zero T
+// checkCount checks the number of events of a batch.
+func checkCount(n int) error {
 	if n == 0 {
-		return zero, newError(http.StatusBadRequest, "the batch holds no events")
+		return newError(http.StatusBadRequest, "the batch holds no events")
 	}
 	if n > MaxBatchEvents {
-		return zero, newError(http.StatusRequestEntityTooLarge, "a batch holds at most %d events", MaxBatchEvents)
+		return newError(http.StatusRequestEntityTooLarge, "a batch holds at most %d events", MaxBatchEvents)
 	}
-	return v, nil
+	return nil
 }
 
 // readLines splits an NDJSON body into its non-blank lines.
@@ -150,7 +154,10 @@ func (s *Server) readLines(body io.Reader) ([][]byte, error) {
 		}
 		return nil, newError(http.StatusBadRequest, "reading NDJSON body: %v", err)
 	}
-	return checkCount(len(raws), raws)
+	if err := checkCount(len(raws)); err != nil {
+		return nil, err
+	}
+	return raws, nil
 }
 
 // decodeArray is the fast path of a JSON array: one go-json decoder reads

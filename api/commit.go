@@ -5,10 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/abacus-ab/abacus/schemas/eventv1"
 )
 
 // Group commit of single events. assign, record and OFREP evaluation each
@@ -104,23 +101,35 @@ func (c *committer) commit(ctx context.Context, el element) (duplicate bool, err
 // publishOne publishes a lone event under its own subject and message id
 // and waits for the ack; the caller holds a slot.
 func (c *committer) publishOne(ctx context.Context, el element) (bool, error) {
-	msg := &nats.Msg{Subject: el.subject, Data: el.data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID(el.subject, el.testID, el.eventID)}}}
-	f, err := c.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(c.timeout))
-	if err != nil {
-		c.published(el.subject, "error", 1)
-		return false, err
+	var r commitResult
+	f, err := publishAsync(c.pub, el.subject, msgID(el.subject, el.testID, el.eventID), el.data, c.timeout)
+	if err == nil {
+		r = awaitCommit(ctx, f)
+	} else {
+		r.err = err
 	}
+	c.published(el.subject, r.outcome(), 1)
+	return r.duplicate, r.err
+}
+
+// awaitCommit waits for a message's ack as a commitResult.
+func awaitCommit(ctx context.Context, f jetstream.PubAckFuture) commitResult {
 	ack, err := awaitAck(ctx, f)
-	switch {
-	case err != nil:
-		c.published(el.subject, "error", 1)
-		return false, err
-	case ack.Duplicate:
-		c.published(el.subject, "duplicate", 1)
-	default:
-		c.published(el.subject, "ok", 1)
+	if err != nil {
+		return commitResult{err: err}
 	}
-	return ack.Duplicate, nil
+	return commitResult{duplicate: ack.Duplicate}
+}
+
+// outcome is the abacus_events_published_total label of a result.
+func (r commitResult) outcome() string {
+	switch {
+	case r.err != nil:
+		return "error"
+	case r.duplicate:
+		return "duplicate"
+	}
+	return "ok"
 }
 
 // release frees a slot and wakes the flusher waiting for one.
@@ -171,8 +180,7 @@ func (c *committer) publish(batch []*pendingEvent) {
 			events[i] = batch[el.index]
 		}
 		kind := m.elements[0].subject
-		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
-		f, err := c.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(eventv1.Stream), jetstream.WithStallWait(c.timeout))
+		f, err := publishAsync(c.pub, subject, id, data, c.timeout)
 		if err != nil {
 			c.answer(kind, events, commitResult{err: err})
 			continue
@@ -182,12 +190,8 @@ func (c *committer) publish(batch []*pendingEvent) {
 		c.mu.Unlock()
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-			ack, err := awaitAck(ctx, f)
+			r := awaitCommit(ctx, f)
 			cancel()
-			r := commitResult{err: err}
-			if err == nil {
-				r.duplicate = ack.Duplicate
-			}
 			c.answer(kind, events, r)
 			c.release()
 		}()
@@ -195,14 +199,7 @@ func (c *committer) publish(batch []*pendingEvent) {
 }
 
 func (c *committer) answer(subject string, events []*pendingEvent, r commitResult) {
-	outcome := "ok"
-	switch {
-	case r.err != nil:
-		outcome = "error"
-	case r.duplicate:
-		outcome = "duplicate"
-	}
-	c.published(subject, outcome, len(events))
+	c.published(subject, r.outcome(), len(events))
 	for _, p := range events {
 		p.done <- r
 	}
