@@ -108,7 +108,7 @@ var envDoc = [][3]string{
 	{"INPUT_CHECK_SQL_INJECTION", "true", "refuse SQL injection (libinjection) in request strings"},
 	{"INPUT_CHECK_XSS", "true", "refuse cross-site scripting (libinjection) in request strings"},
 	{"INPUT_CHECK_COMMAND_INJECTION", "true", "refuse shell command injection in request strings"},
-	{"INPUT_EXEMPT_FIELDS", "variants[*].configuration", "comma list of JSON path patterns exempt from the three checks above (`[*]` any index, `*` any key part, `**` any depth)"},
+	{"INPUT_EXEMPT_FIELDS", "variants[*].configuration,variants[*].value", "comma list of JSON path patterns exempt from the three checks above (`[*]` any index, `*` any key part, `**` any depth)"},
 	{"CORS_ALLOWED_ORIGINS", "", "comma list of browser origins allowed to call the API (e.g. https://dash.example.com; no wildcard); empty: none, so browsers refuse cross-origin reads"},
 	{"TRUSTED_PROXIES", "", "comma list of proxy IPs or CIDRs whose X-Forwarded-For names the client IP (rate limits per IP); empty: the peer address, and the header is ignored"},
 	{"RATE_LIMIT_ENABLED", "auto", "rate limiting: true, false, or auto (on, except with ENVIRONMENT=development)"},

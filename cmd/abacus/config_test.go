@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,11 @@ func TestLoadConfig(t *testing.T) {
 			d := c.RateLimit.DataPlane
 			if d.Name != "data_plane" || len(d.Windows) != 2 || d.Windows[0].Limit != 50000 || d.Windows[1].Name != "day" || d.Windows[1].Limit != 9000000 {
 				t.Errorf("data plane %+v", d)
+			}
+		}},
+		{name: "flag values exempt by default", env: map[string]string{}, check: func(t *testing.T, c *config) {
+			if got := c.Validation.ExemptFields; !slices.Equal(got, []string{"variants[*].configuration", "variants[*].value"}) {
+				t.Errorf("default exempt fields %v, want each variant's configuration and value", got)
 			}
 		}},
 		{name: "data plane defaults", env: map[string]string{}, check: func(t *testing.T, c *config) {
