@@ -111,8 +111,8 @@ type Config struct {
 }
 
 var (
-	// DefaultExemptFields exempts each variant's configuration, which is an
-	// opaque payload for the client. It matches "variants" at the top of the
+	// DefaultExemptFields exempts each variant's configuration and flag
+	// value, opaque payloads for the client. It matches "variants" at the top of the
 	// body, as in a test definition; "**.variants[*].configuration" would
 	// match it at any depth.
 	DefaultExemptFields = []string{"variants[*].configuration", "variants[*].value"}
